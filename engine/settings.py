@@ -1,0 +1,74 @@
+"""Process-wide settings read from the environment (prefix ``TALEWEAVER_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Quantization = Literal["nf4", "fp4", "int8", "none"]
+DeviceName = Literal["auto", "cpu", "cuda"]
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "taleweaver"
+
+
+class Settings(BaseSettings):
+    """Validated configuration for the bot, the worker and the terminal front-end."""
+
+    model_config = SettingsConfigDict(env_prefix="TALEWEAVER_", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite+aiosqlite:///taleweaver.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///… or postgresql+asyncpg://…",
+    )
+    queue_url: str = Field(
+        "memory://",
+        description="memory:// (in-process queue and worker) or redis://host:6379/0",
+    )
+    discord_token: SecretStr | None = Field(
+        None, description="Bot token; required only by `taleweaver bot`"
+    )
+    model: str = Field(
+        "smollm2-135m",
+        description="The bundled model, a local Hugging Face folder, or a hub id",
+    )
+    quantization: Quantization = Field("nf4", description="bitsandbytes quantization")
+    device: DeviceName = Field("auto", description="Where the model runs")
+    cache_dir: Path = Field(
+        default_factory=_default_cache_dir,
+        description="Where converted models are cached",
+    )
+    log_level: str = Field("INFO", description="Python logging level name")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// "
+                f"(got {value.split('://', 1)[0]!r}://…)"
+            )
+        return value
+
+    @field_validator("queue_url")
+    @classmethod
+    def _known_queue_scheme(cls, value: str) -> str:
+        if not value.startswith(("memory://", "redis://", "rediss://")):
+            raise ValueError("must be memory:// or redis://host:port/db")
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the settings, read from the environment once."""
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget cached settings so the next call re-reads the environment (tests)."""
+    get_settings.cache_clear()
