@@ -1,0 +1,202 @@
+"""Queries over the story tables. Services own the transactions; these only read and add."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Select, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from storage.models import (
+    GuildSettings,
+    LoreEntry,
+    ModerationEvent,
+    SessionStatus,
+    SkipVote,
+    StorySession,
+    StorySummary,
+    Turn,
+    TurnAlternative,
+)
+
+
+# Guild settings -------------------------------------------------------------------------------
+async def get_guild_settings(*, db: AsyncSession, guild_id: int) -> GuildSettings | None:
+    """Return a server's stored settings, if any."""
+    return await db.get(GuildSettings, guild_id)
+
+
+# Sessions -------------------------------------------------------------------------------------
+def _session_query(*, for_update: bool) -> Select[StorySession]:
+    query = select(StorySession).options(selectinload(StorySession.participants))
+    # FOR UPDATE serialises writers of one session on PostgreSQL; SQLite ignores it and
+    # relies on BEGIN IMMEDIATE (see storage.database).
+    return query.with_for_update(of=StorySession) if for_update else query
+
+
+async def get_session(
+    *, db: AsyncSession, session_id: int, for_update: bool = False
+) -> StorySession | None:
+    """Return a session with its participants."""
+    query = _session_query(for_update=for_update).where(StorySession.id == session_id)
+    return (await db.execute(query)).scalar_one_or_none()
+
+
+async def get_open_session_in_channel(
+    *, db: AsyncSession, channel_id: int, for_update: bool = False
+) -> StorySession | None:
+    """Return the unfinished session of a channel, if any."""
+    query = _session_query(for_update=for_update).where(
+        StorySession.channel_id == channel_id, StorySession.status != SessionStatus.ENDED
+    )
+    return (await db.execute(query)).scalar_one_or_none()
+
+
+async def list_sessions(
+    *, db: AsyncSession, guild_id: int | None = None, include_ended: bool = True
+) -> Sequence[StorySession]:
+    """Return sessions, newest first."""
+    query = _session_query(for_update=False).order_by(StorySession.id.desc())
+    if guild_id is not None:
+        query = query.where(StorySession.guild_id == guild_id)
+    if not include_ended:
+        query = query.where(StorySession.status != SessionStatus.ENDED)
+    return (await db.execute(query)).scalars().all()
+
+
+async def overdue_session_ids(*, db: AsyncSession, now: datetime) -> Sequence[int]:
+    """Return ids of active sessions whose turn deadline has passed."""
+    query = select(StorySession.id).where(
+        StorySession.status == SessionStatus.ACTIVE,
+        StorySession.turn_deadline.is_not(None),
+        StorySession.turn_deadline <= now,
+    )
+    return (await db.execute(query)).scalars().all()
+
+
+async def earliest_deadline(*, db: AsyncSession) -> datetime | None:
+    """Return the soonest turn deadline of any active session."""
+    query = select(func.min(StorySession.turn_deadline)).where(
+        StorySession.status == SessionStatus.ACTIVE
+    )
+    return (await db.execute(query)).scalar_one_or_none()
+
+
+# Turns ----------------------------------------------------------------------------------------
+async def last_turn(*, db: AsyncSession, session_id: int) -> Turn | None:
+    """Return the newest turn of a session with its alternatives."""
+    query = (
+        select(Turn)
+        .options(selectinload(Turn.alternatives))
+        .where(Turn.session_id == session_id)
+        .order_by(Turn.number.desc())
+        .limit(1)
+    )
+    return (await db.execute(query)).scalar_one_or_none()
+
+
+async def get_turn(*, db: AsyncSession, session_id: int, number: int) -> Turn | None:
+    """Return one turn by its number."""
+    query = (
+        select(Turn)
+        .options(selectinload(Turn.alternatives))
+        .where(Turn.session_id == session_id, Turn.number == number)
+    )
+    return (await db.execute(query)).scalar_one_or_none()
+
+
+async def turn_by_job(*, db: AsyncSession, job_id: str) -> Turn | None:
+    """Return the narrator turn written by a job, now or as an earlier alternative."""
+    turn = (await db.execute(select(Turn).where(Turn.job_id == job_id))).scalar_one_or_none()
+    if turn is not None:
+        return turn
+    query = (select(Turn).join(TurnAlternative, TurnAlternative.turn_id == Turn.id)).where(
+        TurnAlternative.job_id == job_id
+    )
+    return (await db.execute(query)).scalars().first()
+
+
+async def list_turns(
+    *, db: AsyncSession, session_id: int, after: int = 0, limit: int | None = None
+) -> Sequence[Turn]:
+    """Return turns after number AFTER in order; with LIMIT, the newest LIMIT of them."""
+    query = (
+        select(Turn)
+        .options(selectinload(Turn.alternatives))
+        .where(Turn.session_id == session_id, Turn.number > after)
+    )
+    if limit is None:
+        return (await db.execute(query.order_by(Turn.number))).scalars().all()
+    newest = (await db.execute(query.order_by(Turn.number.desc()).limit(limit))).scalars().all()
+    return list(reversed(newest))
+
+
+# Skip votes -----------------------------------------------------------------------------------
+async def skip_voters(*, db: AsyncSession, session_id: int, rotation_step: int) -> set[int]:
+    """Return who has voted to skip at this point of the rotation."""
+    query = select(SkipVote.voter_id).where(
+        SkipVote.session_id == session_id, SkipVote.rotation_step == rotation_step
+    )
+    return set((await db.execute(query)).scalars().all())
+
+
+async def clear_skip_votes(*, db: AsyncSession, session_id: int) -> None:
+    """Forget all skip votes of a session."""
+    await db.execute(delete(SkipVote).where(SkipVote.session_id == session_id))
+
+
+# Lore -----------------------------------------------------------------------------------------
+async def list_lore(*, db: AsyncSession, session_id: int) -> Sequence[LoreEntry]:
+    """Return a session's lore entries by name."""
+    query = select(LoreEntry).where(LoreEntry.session_id == session_id).order_by(LoreEntry.name)
+    return (await db.execute(query)).scalars().all()
+
+
+async def get_lore(*, db: AsyncSession, session_id: int, name: str) -> LoreEntry | None:
+    """Return a lore entry by name, ignoring case."""
+    query = select(LoreEntry).where(
+        LoreEntry.session_id == session_id, func.lower(LoreEntry.name) == name.lower()
+    )
+    return (await db.execute(query)).scalar_one_or_none()
+
+
+# Summaries ------------------------------------------------------------------------------------
+async def latest_summary(*, db: AsyncSession, session_id: int) -> StorySummary | None:
+    """Return the current rolling summary of a session."""
+    query = (
+        select(StorySummary)
+        .where(StorySummary.session_id == session_id)
+        .order_by(StorySummary.covers_through_turn.desc(), StorySummary.id.desc())
+        .limit(1)
+    )
+    return (await db.execute(query)).scalar_one_or_none()
+
+
+async def list_summaries(*, db: AsyncSession, session_id: int) -> Sequence[StorySummary]:
+    """Return every summary version of a session, oldest first."""
+    query = (
+        select(StorySummary).where(StorySummary.session_id == session_id).order_by(StorySummary.id)
+    )
+    return (await db.execute(query)).scalars().all()
+
+
+async def summary_by_job(*, db: AsyncSession, job_id: str) -> StorySummary | None:
+    """Return the summary written by a job, if stored."""
+    query = select(StorySummary).where(StorySummary.job_id == job_id)
+    return (await db.execute(query)).scalar_one_or_none()
+
+
+# Moderation events ----------------------------------------------------------------------------
+async def recent_moderation_events(
+    *, db: AsyncSession, guild_id: int, limit: int = 20
+) -> Sequence[ModerationEvent]:
+    """Return a server's newest moderation events."""
+    query = (
+        select(ModerationEvent)
+        .where(ModerationEvent.guild_id == guild_id)
+        .order_by(ModerationEvent.id.desc())
+        .limit(limit)
+    )
+    return (await db.execute(query)).scalars().all()
