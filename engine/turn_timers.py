@@ -1,0 +1,84 @@
+"""Turn deadlines: a background task that skips players whose time ran out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from engine.sessions import Clock, SessionService, utc_now
+from engine.views import TimeoutOutcome
+
+log = logging.getLogger(__name__)
+
+TimeoutListener = Callable[[TimeoutOutcome], Awaitable[None]]
+
+
+class TurnTimeoutScheduler:
+    """Sleep until the earliest stored deadline, expire overdue turns, repeat.
+
+    Deadlines live in the database, so a restarted process simply resumes: the
+    first sweep expires whatever fell due while it was down.
+    """
+
+    def __init__(
+        self,
+        service: SessionService,
+        on_timeout: TimeoutListener,
+        *,
+        clock: Clock = utc_now,
+        max_sleep_seconds: float = 30.0,
+    ) -> None:
+        self._service = service
+        self._on_timeout = on_timeout
+        self._clock = clock
+        self._max_sleep = max_sleep_seconds
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def poke(self) -> None:
+        """Re-read deadlines now (call after anything that may have moved one)."""
+        self._wake.set()
+
+    async def sweep(self) -> list[TimeoutOutcome]:
+        """Expire every overdue turn once and tell the listener about each."""
+        outcomes = await self._service.expire_overdue()
+        for outcome in outcomes:
+            try:
+                await self._on_timeout(outcome)
+            except Exception:
+                log.exception("timeout listener failed for session %s", outcome.session.id)
+        return outcomes
+
+    async def _seconds_to_next_deadline(self) -> float:
+        deadline = await self._service.next_deadline()
+        if deadline is None:
+            return self._max_sleep
+        return max(0.0, min(self._max_sleep, (deadline - self._clock()).total_seconds()))
+
+    async def run(self) -> None:
+        """Sweep forever; cancel the task to stop."""
+        while True:
+            try:
+                await self.sweep()
+                delay = await self._seconds_to_next_deadline()
+            except Exception:
+                log.exception("turn timeout sweep failed; retrying shortly")
+                delay = min(5.0, self._max_sleep)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=max(delay, 0.01))
+
+    def start(self) -> None:
+        """Run in the background."""
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="turn-timeouts")
+
+    async def stop(self) -> None:
+        """Stop the background task."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

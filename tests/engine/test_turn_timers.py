@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import asyncio
+
+from support.stories import ALICE, BOB, GUILD, MOD, started
+
+from engine.guild_config import GuildConfigService
+from engine.sessions import SessionService
+from engine.turn_timers import TurnTimeoutScheduler
+from engine.views import TimeoutOutcome
+
+
+async def test_scheduler_skips_overdue_player_and_reports_it(
+    session_factory, config_service: GuildConfigService, clock
+) -> None:
+    await config_service.update(GUILD, MOD, turn_timeout_seconds=60)
+    seen: list[TimeoutOutcome] = []
+    got_one = asyncio.Event()
+
+    async def listener(outcome: TimeoutOutcome) -> None:
+        seen.append(outcome)
+        got_one.set()
+
+    service = SessionService(session_factory, clock=clock)
+    await started(service, ALICE, BOB)
+    # A scheduler created after the story (as after a restart) picks up the stored deadline.
+    scheduler = TurnTimeoutScheduler(service, listener, clock=clock, max_sleep_seconds=0.05)
+    scheduler.start()
+    try:
+        await asyncio.sleep(0.2)
+        assert seen == []
+        clock.advance(61)
+        scheduler.poke()
+        await asyncio.wait_for(got_one.wait(), timeout=5)
+    finally:
+        await scheduler.stop()
+    [outcome] = seen
+    assert outcome.skipped.user_id == ALICE.user_id
+    assert outcome.session.current_player is not None
+    assert outcome.session.current_player.user_id == BOB.user_id
+
+
+async def test_listener_failure_does_not_stop_the_scheduler(
+    session_factory, config_service: GuildConfigService, clock
+) -> None:
+    await config_service.update(GUILD, MOD, turn_timeout_seconds=60)
+    calls = 0
+
+    async def broken(_outcome: TimeoutOutcome) -> None:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("front-end down")
+
+    service = SessionService(session_factory, clock=clock)
+    await started(service, ALICE, BOB)
+    scheduler = TurnTimeoutScheduler(service, broken, clock=clock)
+    clock.advance(61)
+    await scheduler.sweep()
+    clock.advance(61)
+    await scheduler.sweep()
+    assert calls == 2
