@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
+from pathlib import Path
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
@@ -34,12 +36,30 @@ def _explain(url: str, exc: BaseException) -> DatabaseUnavailable:
     )
 
 
+def _check_sqlite_location(url: str) -> None:
+    # Fail early with a plain message; aiosqlite's failed connect otherwise leaves a
+    # worker thread posting to a closed event loop.
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return
+    folder = Path(parsed.database).expanduser().resolve().parent
+    if not folder.is_dir():
+        raise DatabaseUnavailable(
+            f"cannot use the database at {safe_url(url)}: folder {folder} does not exist"
+        )
+    if not os.access(folder, os.W_OK):
+        raise DatabaseUnavailable(
+            f"cannot use the database at {safe_url(url)}: folder {folder} is not writable"
+        )
+
+
 async def migrate(url: str, revision: str = "head", *, down: bool = False) -> str | None:
     """Upgrade (or downgrade) the database to REVISION and return the revision it is at."""
     try:
         validate_database_url(url)
     except DatabaseUrlError as exc:
         raise DatabaseUnavailable(str(exc)) from exc
+    _check_sqlite_location(url)
     try:
         if down:
             await downgrade(url, revision)

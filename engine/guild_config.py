@@ -38,6 +38,9 @@ class GuildConfig(BaseModel):
         None, description="Role required to start stories (none: everyone may)"
     )
     default_genre: str = Field("fantasy", min_length=1, max_length=40)
+    custom_genre_instructions: str = Field(
+        "", max_length=1500, description="Narrator instructions for the `custom` genre"
+    )
     prefer_threads: bool = Field(False, description="Start each story in its own thread")
     sampling: dict[str, Any] = Field(
         default_factory=dict, description="Overrides of the narrator's sampling settings"

@@ -23,6 +23,7 @@ from engine.errors import (
     StoryError,
     TurnRejected,
 )
+from engine.genres import get_preset
 from engine.guild_config import GuildConfig, is_moderator
 from engine.rotation import active_seats, next_after, wraps_round
 from engine.views import (
@@ -282,9 +283,7 @@ class SessionService:
             raise TurnRejected(f"The title is too long (the limit is {MAX_TITLE_CHARS}).")
         if len(premise) > MAX_PREMISE_CHARS:
             raise TurnRejected(f"The premise is too long (the limit is {MAX_PREMISE_CHARS}).")
-        genre = genre.strip().lower()
-        if not genre or len(genre) > 40:
-            raise TurnRejected("Choose a genre.")
+        genre = get_preset(genre).key  # refuses unknown genres, listing the valid ones
 
         async def work(db: AsyncSession) -> SessionView:
             config = GuildConfig.from_row(await repo.get_guild_settings(db=db, guild_id=guild_id))

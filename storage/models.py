@@ -124,6 +124,7 @@ class GuildSettings(Base):
     moderator_role_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     starter_role_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     default_genre: Mapped[str] = mapped_column(String(40), default="fantasy")
+    custom_genre_instructions: Mapped[str] = mapped_column(Text, default="")
     prefer_threads: Mapped[bool] = mapped_column(Boolean, default=False)
     sampling: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

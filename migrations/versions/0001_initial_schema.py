@@ -39,6 +39,7 @@ def upgrade() -> None:
         sa.Column("moderator_role_id", sa.BigInteger(), nullable=True),
         sa.Column("starter_role_id", sa.BigInteger(), nullable=True),
         sa.Column("default_genre", sa.String(length=40), nullable=False),
+        sa.Column("custom_genre_instructions", sa.Text(), nullable=False),
         sa.Column("prefer_threads", sa.Boolean(), nullable=False),
         sa.Column("sampling", sa.JSON(), nullable=False),
         sa.Column("extra", sa.JSON(), nullable=False),

@@ -11,6 +11,7 @@ from engine.errors import (
     NotYourTurn,
     PermissionDenied,
     SessionNotFound,
+    StoryError,
     TurnRejected,
 )
 from engine.guild_config import GuildConfigService
@@ -500,3 +501,11 @@ async def test_recap_and_transcript_show_the_whole_story(service: SessionService
     transcript = await service.transcript(view.id)
     assert [t.author_name for t in transcript.turns] == ["Alice", "Narrator"]
     assert transcript.summaries[0].text == "Alice lit the lamp."
+
+
+async def test_unknown_genre_is_refused_with_the_valid_choices(service: SessionService) -> None:
+    with pytest.raises(StoryError, match=r"Unknown genre 'westerns'.*fantasy"):
+        await service.start(
+            guild_id=GUILD, channel_id=CHANNEL, actor=ALICE, title="T", genre="westerns"
+        )
+    assert await service.in_channel(CHANNEL) is None

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from support.stories import ALICE, BOB, CHANNEL, started
+
+from engine.sessions import SessionService
+from engine.story_context import KEEP_RECENT_TURNS, StoryContextBuilder
+
+
+async def test_narrator_context_carries_story_lore_and_next_player(
+    service: SessionService, session_factory
+) -> None:
+    view = await started(service, ALICE, BOB)
+    await service.add_lore(CHANNEL, ALICE, "The Door", ["door"], "It opens at dusk.")
+    await service.add_lore(CHANNEL, ALICE, "The Gull", ["gull"], "It talks.")
+    await service.set_authors_note(CHANNEL, ALICE, "Keep it eerie.")
+    outcome = await service.submit_turn(CHANNEL, ALICE, "I knock on the door.")
+    assert outcome.narration is not None
+    context = await StoryContextBuilder(session_factory).narrator_context(view.id)
+    assert context.title == "The Lantern" and context.genre_key == "fantasy"
+    assert context.genre_instructions
+    assert context.player_names == ("Alice", "Bob")
+    assert context.next_player == "Bob"
+    assert [t.text for t in context.recent_turns] == ["I knock on the door."]
+    assert [e.name for e in context.lore] == ["The Door"]  # the gull is not mentioned
+    assert context.authors_note == "Keep it eerie."
+
+
+async def test_retry_context_leaves_out_the_passage_being_replaced(
+    service: SessionService, session_factory
+) -> None:
+    view = await started(service, ALICE, BOB)
+    job = (await service.submit_turn(CHANNEL, ALICE, "I knock.")).narration
+    assert job is not None
+    await service.record_narration(view.id, job.job_id, "Nobody answers.")
+    retry = await service.retry_narration(CHANNEL, ALICE)
+    context = await StoryContextBuilder(session_factory).narrator_context(
+        view.id, retry_of_turn=retry.retry_of_turn
+    )
+    assert [t.text for t in context.recent_turns] == ["I knock."]
+
+
+async def test_summary_task_appears_only_when_turns_outgrow_their_budget(
+    service: SessionService, session_factory
+) -> None:
+    view = await started(service, ALICE, BOB)
+    builder = StoryContextBuilder(session_factory)
+    assert await builder.summary_task(view.id) is None
+    for number in range(1, 30):
+        pending = await service.get(view.id)
+        assert pending.current_player is not None
+        writer = ALICE if pending.current_player.user_id == ALICE.user_id else BOB
+        outcome = await service.submit_turn(CHANNEL, writer, f"Turn {number}. " + "word " * 200)
+        assert outcome.narration is not None
+        await service.narration_failed(view.id, outcome.narration.job_id)
+    task = await builder.summary_task(view.id)
+    assert task is not None
+    assert task.turns[0].number == 1
+    assert task.covers_through_turn <= 29 - KEEP_RECENT_TURNS
+    await service.record_summary(view.id, "sum-1", "Things happened.", task.covers_through_turn)
+    context = await builder.narrator_context(view.id)
+    assert context.summary == "Things happened."
+    assert context.recent_turns[0].number == task.covers_through_turn + 1
