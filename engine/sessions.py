@@ -111,7 +111,7 @@ class SessionService:
         self._sessions = sessions
         self._clock = clock
         # Called after a commit that may have moved a deadline (the timeout scheduler listens).
-        self._on_change = on_change
+        self.on_change = on_change
 
     # Infrastructure ---------------------------------------------------------------------------
     async def _transaction(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -119,8 +119,8 @@ class SessionService:
             try:
                 async with self._sessions() as db, db.begin():
                     result = await work(db)
-                if self._on_change is not None:
-                    self._on_change()
+                if self.on_change is not None:
+                    self.on_change()
                 return result
             except StaleDataError:
                 log.info("concurrent change detected, retrying (attempt %d)", attempt + 1)

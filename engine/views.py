@@ -58,9 +58,15 @@ class SessionView:
     current_player: ParticipantView | None
     turn_deadline: datetime | None
     turn_count: int
-    narrator_pending: bool
+    narrator_job_id: str | None
+    narrator_retry_turn: int | None
     created_at: datetime
     ended_at: datetime | None
+
+    @property
+    def narrator_pending(self) -> bool:
+        """Tell whether the narrator owes a passage before the next player writes."""
+        return self.narrator_job_id is not None
 
     @property
     def rotation(self) -> tuple[ParticipantView, ...]:
@@ -88,7 +94,8 @@ class SessionView:
             current_player=current if row.status == SessionStatus.ACTIVE else None,
             turn_deadline=row.turn_deadline,
             turn_count=row.turn_count,
-            narrator_pending=row.narrator_pending,
+            narrator_job_id=row.narrator_job_id,
+            narrator_retry_turn=row.narrator_retry_turn,
             created_at=row.created_at,
             ended_at=row.ended_at,
         )

@@ -15,3 +15,16 @@ def service(session_factory: async_sessionmaker[AsyncSession], clock) -> Session
 @pytest.fixture
 def config_service(session_factory: async_sessionmaker[AsyncSession]) -> GuildConfigService:
     return GuildConfigService(session_factory)
+
+
+@pytest.fixture(scope="session")
+def narrator_tiny_model(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A tiny model with a context window large enough for real narrator prompts."""
+    from support.tiny_model import build_tiny_model
+
+    from engine.model.loading import load_model
+
+    folder = build_tiny_model(tmp_path_factory.mktemp("narrator-tiny"), context=4096)
+    return load_model(
+        str(folder), quantization="none", device="cpu", cache_dir=tmp_path_factory.mktemp("c")
+    )

@@ -1,0 +1,222 @@
+"""Bridge between the story engine and the job queue: enqueue narrator work, store results."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, Protocol
+
+from engine.errors import StoryError
+from engine.genres import get_preset
+from engine.guild_config import GuildConfigService
+from engine.queue.errors import QueueError, QueueFull, SessionBusy
+from engine.queue.interfaces import JobQueue
+from engine.queue.jobs import GenerationJob, JobCompleted, JobEvent, JobFailed, JobProgress
+from engine.sessions import SessionService
+from engine.story_context import StoryContextBuilder
+from engine.views import NarrationOutcome, NarrationRequest, SessionView
+
+log = logging.getLogger(__name__)
+
+
+def summary_job_id(session_id: int, covers_through_turn: int) -> str:
+    """Name a summary job after what it covers, so a restarted process can store its result."""
+    return f"summary-{session_id}-{covers_through_turn}"
+
+
+def parse_summary_job_id(job_id: str) -> int | None:
+    """Return the last turn a summary job covers, or None for a foreign id."""
+    prefix, _, covers = job_id.rpartition("-")
+    return int(covers) if prefix.startswith("summary-") and covers.isdigit() else None
+
+
+class NarratorBusy(StoryError):
+    """The queue is full; the user is told their position and to try again."""
+
+
+class NarrationListener(Protocol):
+    """What a front-end wants to hear about the narrator."""
+
+    async def narration_progress(self, session_id: int, job_id: str, text: str) -> None:
+        """Show partial narrator text."""
+
+    async def narration_stored(self, outcome: NarrationOutcome) -> None:
+        """Show a stored narrator passage."""
+
+    async def narration_failed(self, session: SessionView, reason: str) -> None:
+        """Tell the players the narrator could not speak and the turn is theirs."""
+
+
+class NarratorCoordinator:
+    """Turn narration requests into queue jobs and queue events into stored turns."""
+
+    def __init__(
+        self,
+        *,
+        service: SessionService,
+        configs: GuildConfigService,
+        contexts: StoryContextBuilder,
+        queue: JobQueue,
+        listener: NarrationListener,
+    ) -> None:
+        self._service = service
+        self._configs = configs
+        self._contexts = contexts
+        self._queue = queue
+        self._listener = listener
+        # Narrations waiting for the session's summary job to finish (one job per session).
+        self._deferred: dict[int, NarrationRequest] = {}
+        self._summary_jobs: dict[str, int] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def _sampling(self, session: SessionView) -> dict[str, Any]:
+        config = await self._configs.get(session.guild_id)
+        preset_sampling: dict[str, Any] = {}
+        if session.genre != "custom":
+            preset_sampling = dict(get_preset(session.genre).sampling)
+        return {**preset_sampling, **config.sampling}
+
+    async def request(self, request: NarrationRequest) -> int:
+        """Enqueue a narrator job and return its queue position (0 when deferred)."""
+        session = await self._service.get(request.session_id)
+        context = await self._contexts.narrator_context(
+            request.session_id, retry_of_turn=request.retry_of_turn
+        )
+        job = GenerationJob(
+            job_id=request.job_id,
+            session_id=request.session_id,
+            kind="narrate",
+            payload={
+                "context": context.to_dict(),
+                "sampling": await self._sampling(session),
+                "retry_of_turn": request.retry_of_turn,
+            },
+        )
+        try:
+            return await self._queue.enqueue(job)
+        except SessionBusy:
+            if self._summary_jobs and request.session_id in self._summary_jobs.values():
+                self._deferred[request.session_id] = request
+                log.info("session %s: narration waits for its summary job", request.session_id)
+                return 0
+            # Already queued earlier (a repeat request for the same pending job).
+            position = await self._queue.position(request.job_id)
+            if position is not None:
+                return position
+            await self._give_up(request.session_id, request.job_id, "busy")
+            raise NarratorBusy("The narrator is still busy with this story; try again.") from None
+        except QueueFull as exc:
+            await self._give_up(request.session_id, request.job_id, "queue full")
+            raise NarratorBusy(
+                f"The narrator is busy: {exc.in_flight} stories are waiting. "
+                "The turn is yours again; ask with `continue` in a moment."
+            ) from exc
+        except QueueError as exc:
+            await self._give_up(request.session_id, request.job_id, str(exc))
+            raise NarratorBusy(f"The narrator is unavailable: {exc}") from exc
+
+    async def _give_up(self, session_id: int, job_id: str, reason: str) -> None:
+        log.warning("session %s: narration %s not queued (%s)", session_id, job_id, reason)
+        await self._service.narration_failed(session_id, job_id)
+
+    async def resume_pending(self) -> int:
+        """Re-enqueue narrations a previous process had promised but not queued."""
+        count = 0
+        for session in await self._service.list_sessions():
+            job_id = session.narrator_job_id
+            if job_id is None or await self._queue.position(job_id) is not None:
+                continue
+            with contextlib.suppress(NarratorBusy):
+                await self.request(
+                    NarrationRequest(session.id, job_id, session.narrator_retry_turn)
+                )
+                count += 1
+        return count
+
+    async def handle(self, event: JobEvent) -> None:
+        """Apply one queue event: store results, report progress and failures, then ack."""
+        if isinstance(event, JobProgress):
+            await self._listener.narration_progress(event.session_id, event.job_id, event.text)
+            return
+        if isinstance(event, JobCompleted) and event.kind == "summarise":
+            covers = parse_summary_job_id(event.job_id)
+            if covers is not None:
+                await self._service.record_summary(
+                    event.session_id, event.job_id, event.text, covers
+                )
+            await self._queue.ack(event)
+            await self._after_summary(event.job_id)
+            return
+        if isinstance(event, JobCompleted):
+            outcome = await self._service.record_narration(
+                event.session_id, event.job_id, event.text
+            )
+            await self._queue.ack(event)
+            if outcome is not None and not outcome.duplicate:
+                await self._listener.narration_stored(outcome)
+                await self._maybe_summarise(event.session_id)
+            return
+        await self._handle_failure(event)
+
+    async def _handle_failure(self, event: JobFailed) -> None:
+        if event.kind == "summarise":
+            await self._queue.ack(event)
+            await self._after_summary(event.job_id)
+            return
+        session = await self._service.narration_failed(event.session_id, event.job_id)
+        await self._queue.ack(event)
+        if session is not None:
+            await self._listener.narration_failed(session, event.reason)
+
+    async def _after_summary(self, job_id: str) -> None:
+        session_id = self._summary_jobs.pop(job_id, None)
+        deferred = self._deferred.pop(session_id, None) if session_id is not None else None
+        if deferred is not None:
+            with contextlib.suppress(NarratorBusy):
+                await self.request(deferred)
+
+    async def _maybe_summarise(self, session_id: int) -> None:
+        task = await self._contexts.summary_task(session_id)
+        if task is None:
+            return
+        session = await self._service.get(session_id)
+        job = GenerationJob(
+            job_id=summary_job_id(session_id, task.covers_through_turn),
+            session_id=session_id,
+            kind="summarise",
+            payload={
+                "previous_summary": task.previous_summary,
+                "turns": [t.to_dict() for t in task.turns],
+                "covers_through_turn": task.covers_through_turn,
+                "sampling": {**await self._sampling(session), "max_new_tokens": 256},
+            },
+        )
+        try:
+            await self._queue.enqueue(job)
+        except QueueError as exc:
+            # Not urgent: the next narrator passage tries again.
+            log.info("session %s: summary not queued now (%s)", session_id, exc)
+            return
+        self._summary_jobs[job.job_id] = session_id
+
+    async def run(self) -> None:
+        """Consume queue events until cancelled; a failing event is logged, not fatal."""
+        async for event in self._queue.events():
+            try:
+                await self.handle(event)
+            except Exception:
+                log.exception("could not apply queue event %r", event)
+
+    def start(self) -> None:
+        """Consume events in the background."""
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="narrator-events")
+
+    async def stop(self) -> None:
+        """Stop consuming events."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

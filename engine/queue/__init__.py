@@ -1,0 +1,55 @@
+"""Job queue between the story engine (producer) and the model workers."""
+
+from engine.queue.config import QueueConfig
+from engine.queue.errors import (
+    JobRejected,
+    QueueClosed,
+    QueueError,
+    QueueFull,
+    QueueUnavailable,
+    SessionBusy,
+)
+from engine.queue.factory import open_queue, open_worker_queue
+from engine.queue.interfaces import Delivery, JobQueue, WorkerQueue
+from engine.queue.jobs import (
+    FinalEvent,
+    GenerationJob,
+    JobCompleted,
+    JobEvent,
+    JobFailed,
+    JobKind,
+    JobProgress,
+    new_job_id,
+)
+from engine.queue.memory_queue import MemoryQueue
+from engine.queue.redis_queue import RedisJobQueue, RedisWorkerQueue
+from engine.queue.worker_loop import BatchProcessor, ProgressCallback, WorkerLoop
+
+__all__ = [
+    "BatchProcessor",
+    "Delivery",
+    "FinalEvent",
+    "GenerationJob",
+    "JobCompleted",
+    "JobEvent",
+    "JobFailed",
+    "JobKind",
+    "JobProgress",
+    "JobQueue",
+    "JobRejected",
+    "MemoryQueue",
+    "ProgressCallback",
+    "QueueClosed",
+    "QueueConfig",
+    "QueueError",
+    "QueueFull",
+    "QueueUnavailable",
+    "RedisJobQueue",
+    "RedisWorkerQueue",
+    "SessionBusy",
+    "WorkerLoop",
+    "WorkerQueue",
+    "new_job_id",
+    "open_queue",
+    "open_worker_queue",
+]

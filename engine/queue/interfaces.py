@@ -1,0 +1,84 @@
+"""The two ends of the job queue: the producer (story engine) and the workers."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine.queue.jobs import GenerationJob, JobEvent
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A job handed to one worker: the job, how often it was handed out, and its entry id."""
+
+    job: GenerationJob
+    delivery_count: int
+    entry_id: str
+
+
+class JobQueue(ABC):
+    """Producer side: submit jobs, follow their position, receive their events."""
+
+    @abstractmethod
+    async def enqueue(self, job: GenerationJob) -> int:
+        """Queue a job and return its position (1 = next).
+
+        Raise SessionBusy when the session already has a job in flight and
+        QueueFull when the global limit of waiting and running jobs is reached.
+        """
+
+    @abstractmethod
+    async def position(self, job_id: str) -> int | None:
+        """Return the job's position: 1 = next, 0 = being generated, None = not queued."""
+
+    @abstractmethod
+    def events(self) -> AsyncIterator[JobEvent]:
+        """Yield progress and final events until the queue is closed.
+
+        Final events are delivered at least once: each new iteration first yields
+        the final events delivered before but not yet acknowledged.
+        """
+
+    @abstractmethod
+    async def ack(self, event: JobEvent) -> None:
+        """Acknowledge a stored final event and free its session's slot (no-op for progress)."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections; pending iterations of events() end."""
+
+
+class WorkerQueue(ABC):
+    """Worker side: take jobs, report progress, publish results or failures."""
+
+    @abstractmethod
+    async def fetch(self, max_jobs: int, wait_s: float) -> list[Delivery]:
+        """Take up to max_jobs jobs, waiting up to wait_s for the first one."""
+
+    @abstractmethod
+    async def complete(
+        self, delivery: Delivery, text: str, meta: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Publish the job's text and retire it; False when the job was no longer ours."""
+
+    @abstractmethod
+    async def fail(self, delivery: Delivery, reason: str, *, retry: bool = True) -> None:
+        """Give the job back for a retry, or fail it for good after max_deliveries.
+
+        With ``retry=False`` the job fails at once and is not dead-lettered.
+        """
+
+    @abstractmethod
+    async def progress(self, delivery: Delivery, text: str) -> None:
+        """Publish partial text of a running job (best-effort)."""
+
+    @abstractmethod
+    async def release(self, deliveries: Sequence[Delivery]) -> None:
+        """Hand unfinished jobs back so another worker can take them at once."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Stop renewing claims and release connections."""

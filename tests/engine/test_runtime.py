@@ -1,0 +1,77 @@
+"""The whole engine from settings: database, in-process queue and worker, narrator, timers."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+from support.recording import RecordingListener
+from support.stories import ALICE, BOB, CHANNEL, started
+
+from engine.model.generator import BatchGenerator
+from engine.narration import NarratorBusy
+from engine.narrator_worker import NarratorJobProcessor
+from engine.runtime import StoryRuntime
+from engine.settings import Settings
+from storage.models import TurnKind
+
+
+@pytest.fixture
+async def runtime(narrator_tiny_model, tmp_path: Path):  # type: ignore[no-untyped-def]
+    listener = RecordingListener()
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'rt.db'}",
+        queue_url=f"memory://runtime-{uuid.uuid4().hex}",
+    )
+
+    async def processor() -> NarratorJobProcessor:
+        return NarratorJobProcessor(BatchGenerator(narrator_tiny_model), seed=3)
+
+    rt = await StoryRuntime.open(
+        settings,
+        listener=listener,
+        on_timeout=listener.timed_out,
+        processor_factory=processor,
+        queue_limits={"max_in_flight": 2},
+    )
+    rt.listener = listener  # type: ignore[attr-defined]
+    yield rt
+    await rt.close()
+
+
+async def test_player_turn_is_answered_by_the_narrator(runtime: StoryRuntime) -> None:
+    listener: RecordingListener = runtime.listener  # type: ignore[attr-defined]
+    view = await started(runtime.sessions, ALICE, BOB)
+    outcome = await runtime.sessions.submit_turn(CHANNEL, ALICE, "I open the lighthouse door.")
+    assert outcome.narration is not None
+    position = await runtime.narrator.request(outcome.narration)
+    assert position >= 0
+    await listener.wait_for(lambda: listener.stored)
+    [stored] = listener.stored
+    assert stored.turn.kind == TurnKind.NARRATOR and stored.turn.text
+    assert listener.progress, "partial text is streamed before the passage is stored"
+    turns = await runtime.sessions.turns(view.id)
+    assert [t.kind for t in turns] == [TurnKind.PLAYER, TurnKind.NARRATOR]
+    after = await runtime.sessions.get(view.id)
+    assert not after.narrator_pending and after.turn_deadline is not None
+
+
+async def test_full_queue_hands_the_turn_back_with_a_clear_message(
+    runtime: StoryRuntime,
+) -> None:
+    from engine.queue.jobs import GenerationJob
+
+    # Fill the global limit (2) with other stories' jobs before anything can run them.
+    runtime._worker.stop()  # type: ignore[union-attr]
+    for other in (901, 902):
+        await runtime.queue.enqueue(
+            GenerationJob(job_id=f"x{other}", session_id=other, kind="narrate")
+        )
+    await started(runtime.sessions, ALICE, BOB)
+    outcome = await runtime.sessions.submit_turn(CHANNEL, ALICE, "Hello?")
+    assert outcome.narration is not None
+    with pytest.raises(NarratorBusy, match="busy: 2 stories are waiting"):
+        await runtime.narrator.request(outcome.narration)
+    after = await runtime.sessions.get(outcome.session.id)
+    assert not after.narrator_pending and after.turn_deadline is not None
