@@ -7,10 +7,14 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
 from engine.database_admin import DatabaseUnavailable, migrate, safe_url
+from engine.errors import StoryError
+from engine.model.errors import ModelLoadError
+from engine.queue.errors import QueueError
 from engine.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -43,6 +47,55 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_logging(settings: Settings) -> None:
+    logging.getLogger().setLevel(settings.log_level.upper())
+    # Library chatter would drown the story in the terminal.
+    for noisy in ("httpx", "transformers", "accelerate", "bitsandbytes"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the scripted demo story with the real narrator."""
+    from bot.terminal import run_demo
+
+    settings = _settings()
+    try:
+        result = asyncio.run(
+            run_demo(settings, out_dir=Path(args.out), narrator_turns=args.narrator_turns)
+        )
+    except (StoryError, ModelLoadError, QueueError) as exc:
+        return _fail(str(exc))
+    return 0 if result.narrator_turns >= args.narrator_turns else 1
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    """Play interactively in the terminal."""
+    from bot.terminal import run_play
+
+    try:
+        asyncio.run(run_play(_settings(), out_dir=Path(args.out)))
+    except (StoryError, ModelLoadError, QueueError) as exc:
+        return _fail(str(exc))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run a model worker that serves generation jobs from Redis."""
+    from engine.worker_main import run_worker
+
+    settings = _settings()
+    if not settings.queue_url.startswith(("redis://", "rediss://")):
+        return _fail(
+            "the worker needs TALEWEAVER_QUEUE_URL=redis://host:6379/0; with memory:// the "
+            "bot and `taleweaver play` run their own worker in-process"
+        )
+    try:
+        asyncio.run(run_worker(settings, max_batch=args.max_batch))
+    except (ModelLoadError, QueueError) as exc:
+        return _fail(str(exc))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -58,6 +111,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--down", action="store_true", help="downgrade instead of upgrade")
     p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("demo", help="play a scripted three-player story with the real narrator")
+    p.add_argument("--out", default="stories", help="folder for the saved story (default: stories)")
+    p.add_argument("--narrator-turns", type=int, default=6, help="narrator passages to write")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "play", help="play interactively in the terminal, several players at one keyboard"
+    )
+    p.add_argument("--out", default="stories", help="folder for /save (default: stories)")
+    p.set_defaults(func=cmd_play)
+
+    p = sub.add_parser("worker", help="serve generation jobs from the Redis queue")
+    p.add_argument("--max-batch", type=int, default=8, help="most jobs generated together")
+    p.set_defaults(func=cmd_worker)
     return parser
 
 
@@ -66,6 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.command != "migrate":
+        _configure_logging(_settings())
     if getattr(args, "revision", "x") is None:
         args.revision = "base" if args.down else "head"
     return int(args.func(args))

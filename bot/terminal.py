@@ -1,0 +1,403 @@
+"""The terminal front-end: `taleweaver play` (interactive) and `taleweaver demo` (scripted)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from engine.actors import Actor
+from engine.errors import StoryError
+from engine.narration import NarratorBusy
+from engine.runtime import StoryRuntime
+from engine.settings import Settings
+from engine.views import NarrationOutcome, NarrationRequest, SessionView, TimeoutOutcome
+
+log = logging.getLogger(__name__)
+
+TERMINAL_GUILD = 0
+TERMINAL_CHANNEL = 1
+
+
+class TerminalListener:
+    """Print the narrator's text as it grows, and what the timers did."""
+
+    def __init__(self, out: TextIO = sys.stdout) -> None:
+        self._out = out
+        self._shown: dict[str, str] = {}
+        self.settled = asyncio.Event()
+        self.stored: list[NarrationOutcome] = []
+        self.failures: list[str] = []
+
+    def _write(self, text: str) -> None:
+        self._out.write(text)
+        self._out.flush()
+
+    async def narration_progress(self, session_id: int, job_id: str, text: str) -> None:
+        """Print the new part of the partial text."""
+        shown = self._shown.get(job_id)
+        if shown is None:
+            self._write("\nNarrator: ")
+            shown = ""
+        if text.startswith(shown):
+            self._write(text[len(shown) :])
+        self._shown[job_id] = text
+
+    async def narration_stored(self, outcome: NarrationOutcome) -> None:
+        """Finish the streamed passage (or print it whole if nothing streamed)."""
+        shown = self._shown.pop(outcome.turn.job_id or "", None)
+        if shown is None:
+            self._write(f"\nNarrator: {outcome.turn.text}\n\n")
+        elif outcome.turn.text != shown:
+            # The final passage was trimmed (to a whole sentence) after streaming.
+            self._write(f"\n[final] {outcome.turn.text}\n\n")
+        else:
+            self._write("\n\n")
+        self.stored.append(outcome)
+        self.settled.set()
+
+    async def narration_failed(self, session: SessionView, reason: str) -> None:
+        """Say the narrator could not speak and who writes next."""
+        who = session.current_player.display_name if session.current_player else "nobody"
+        self._write(f"\n(The narrator could not continue: {reason}. {who} writes next.)\n")
+        self.failures.append(reason)
+        self.settled.set()
+
+    async def timed_out(self, outcome: TimeoutOutcome) -> None:
+        """Report a skipped player."""
+        away = " and is now away" if outcome.marked_away else ""
+        self._write(f"\n({outcome.skipped.display_name} ran out of time{away}.)\n")
+
+
+def transcript_markdown(runtime_title: str, turns: list[tuple[str, str]]) -> str:
+    """Render a simple Markdown transcript (title, then each passage with its author)."""
+    lines = [f"# {runtime_title}", ""]
+    for author, text in turns:
+        lines += [f"**{author}:** {text}", ""]
+    return "\n".join(lines)
+
+
+def slug(text: str) -> str:
+    """Return a file-name friendly form of a title."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "story"
+
+
+async def save_story(runtime: StoryRuntime, session_id: int, folder: Path) -> Path:
+    """Write the story's transcript as Markdown and return the file."""
+    transcript = await runtime.sessions.transcript(session_id)
+    path = folder / f"{slug(transcript.session.title)}-{session_id}.md"
+    text = transcript_markdown(
+        transcript.session.title, [(t.author_name, t.text) for t in transcript.turns]
+    )
+
+    def write() -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+    await asyncio.to_thread(write)
+    return path
+
+
+async def _narrate(
+    runtime: StoryRuntime, listener: TerminalListener, request: NarrationRequest | None
+) -> None:
+    """Enqueue a narration and wait until it is stored or has failed."""
+    if request is None:
+        return
+    listener.settled.clear()
+    try:
+        await runtime.narrator.request(request)
+    except NarratorBusy as exc:
+        print(f"({exc})")
+        return
+    await listener.settled.wait()
+
+
+# Demo -----------------------------------------------------------------------------------------
+DEMO_TITLE = "The Lighthouse at World's End"
+DEMO_PREMISE = (
+    "On a storm-battered island at the edge of the map, three strangers shelter in an "
+    "abandoned lighthouse whose lamp has begun to burn by itself."
+)
+DEMO_PLAYERS = (Actor(101, "Mira"), Actor(102, "Tom"), Actor(103, "Suki"))
+DEMO_LINES = (
+    "Mira climbs the spiral stairs, lantern raised, and finds fresh footprints in the dust.",
+    "Tom checks the logbook on the desk; the last entry is dated tomorrow.",
+    "Suki presses her ear to the cold glass of the lamp room and hears someone humming.",
+    "Mira calls out a greeting, her voice echoing down the stairwell.",
+    "Tom pockets the logbook and keeps one hand on the door to the gallery.",
+    "Suki steps onto the gallery and looks out to sea for a ship.",
+    "Mira follows, pointing at a light answering theirs from beneath the waves.",
+    "Tom ties a rope to the railing, just in case.",
+    "Suki whispers that the humming has stopped.",
+)
+
+
+@dataclass
+class DemoResult:
+    """What the demo produced."""
+
+    session_id: int
+    narrator_turns: int
+    transcript: Path
+    database_url: str
+    player_turns: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+async def run_demo(
+    settings: Settings,
+    *,
+    out_dir: Path,
+    narrator_turns: int = 6,
+    progress: Callable[[str], None] = print,
+) -> DemoResult:
+    """Play a scripted three-player story with the real narrator, printing it as it grows."""
+    listener = TerminalListener()
+    progress(f"Loading the narrator model {settings.model} ({settings.quantization})…")
+    runtime = await StoryRuntime.open(
+        settings, listener=listener, on_timeout=listener.timed_out, load_progress=progress
+    )
+    try:
+        host = DEMO_PLAYERS[0]
+        channel = TERMINAL_CHANNEL
+        stale = await runtime.sessions.in_channel(channel)
+        if stale is not None:
+            await runtime.sessions.end(channel, Actor(stale.host_id, "host", is_moderator=True))
+        view = await runtime.sessions.start(
+            guild_id=TERMINAL_GUILD,
+            channel_id=channel,
+            actor=host,
+            title=DEMO_TITLE,
+            genre="fantasy",
+            premise=DEMO_PREMISE,
+        )
+        for player in DEMO_PLAYERS[1:]:
+            await runtime.sessions.join(channel, player)
+        view = await runtime.sessions.begin(channel, host)
+        await runtime.sessions.add_lore(
+            channel,
+            host,
+            "The Lamp",
+            ["lamp", "light"],
+            "The lighthouse lamp lights itself whenever someone is lost at sea.",
+        )
+        progress(f"\n=== {DEMO_TITLE} ===\n{DEMO_PREMISE}\n")
+        result = DemoResult(view.id, 0, Path(), settings.database_url)
+        lines = iter(DEMO_LINES * 3)
+        while len(listener.stored) < narrator_turns:
+            current = (await runtime.sessions.get(view.id)).current_player
+            assert current is not None
+            actor = next(p for p in DEMO_PLAYERS if p.user_id == current.user_id)
+            text = next(lines)
+            progress(f"{actor.display_name}: {text}")
+            outcome = await runtime.sessions.submit_turn(channel, actor, text)
+            result.player_turns += 1
+            await _narrate(runtime, listener, outcome.narration)
+        await runtime.sessions.end(channel, host)
+        result.narrator_turns = len(listener.stored)
+        result.failures = listener.failures
+        result.transcript = await save_story(runtime, view.id, out_dir)
+        progress(
+            f"=== The end: {result.player_turns} player turns, {result.narrator_turns} "
+            f"narrator turns. Saved to {result.transcript} and {settings.database_url} ==="
+        )
+        return result
+    finally:
+        await runtime.close()
+
+
+# Play -----------------------------------------------------------------------------------------
+PLAY_HELP = """Commands (anything else is your turn's text):
+  /as NAME            act as NAME (a new name joins the story)
+  /begin /pause /resume /end      run the story (host or moderator)
+  /join /leave        join or leave as the current character
+  /skip /undo /retry /continue    as in Discord
+  /status /recap      who writes next; what happened so far
+  /lore add NAME | keyword, keyword | text     /lore list     /lore remove NAME
+  /note TEXT          set the author's note
+  /save               write the story as Markdown to the stories folder
+  /help /quit"""
+
+
+class TerminalTable:
+    """Several players at one keyboard, playing through the same engine as Discord."""
+
+    def __init__(self, runtime: StoryRuntime, listener: TerminalListener, out_dir: Path) -> None:
+        self.runtime = runtime
+        self.listener = listener
+        self.out_dir = out_dir
+        self.actors: dict[str, Actor] = {}
+        self.me: Actor | None = None
+
+    def actor(self, name: str) -> Actor:
+        """Return the player called NAME, creating them on first use."""
+        key = name.casefold()
+        if key not in self.actors:
+            # The first player at the table hosts; everyone here may moderate.
+            self.actors[key] = Actor(1000 + len(self.actors), name, is_moderator=True)
+        return self.actors[key]
+
+    async def handle(self, line: str) -> bool:
+        """Apply one input line; return False to quit."""
+        line = line.strip()
+        if not line:
+            return True
+        try:
+            return await self._dispatch(line)
+        except StoryError as exc:
+            print(f"! {exc}")
+            return True
+
+    async def _dispatch(self, line: str) -> bool:
+        sessions = self.runtime.sessions
+        channel = TERMINAL_CHANNEL
+        if not line.startswith("/"):
+            me = self._require_me()
+            if await sessions.in_channel(channel) is None:
+                await sessions.start(
+                    guild_id=TERMINAL_GUILD,
+                    channel_id=channel,
+                    actor=me,
+                    title="A Terminal Tale",
+                    genre="fantasy",
+                )
+            outcome = await sessions.submit_turn(channel, me, line)
+            await _narrate(self.runtime, self.listener, outcome.narration)
+            await self._show_next()
+            return True
+        command, _, rest = line[1:].partition(" ")
+        command = command.lower()
+        if command in ("quit", "exit"):
+            return False
+        if command == "help":
+            print(PLAY_HELP)
+        elif command == "as":
+            self.me = self.actor(rest.strip() or "Player")
+            print(f"You are {self.me.display_name}.")
+        elif command == "start":
+            title, _, premise = rest.partition("|")
+            me = self._require_me()
+            await sessions.start(
+                guild_id=TERMINAL_GUILD,
+                channel_id=channel,
+                actor=me,
+                title=title.strip() or "A Terminal Tale",
+                genre="fantasy",
+                premise=premise,
+            )
+            print("Story started. Others: /as NAME then /join. Then /begin.")
+        elif command in ("join", "leave", "begin", "pause", "resume", "end"):
+            view = await getattr(sessions, command)(channel, self._require_me())
+            print(f"({command}: {view.status.value})")
+            await self._show_next()
+        elif command == "skip":
+            skip = await sessions.skip(channel, self._require_me())
+            if skip.skipped:
+                print(f"({skip.skipped.display_name} is skipped.)")
+            else:
+                print(f"(Skip vote: {skip.votes} of {skip.votes_needed}.)")
+            await self._show_next()
+        elif command == "undo":
+            undone = await sessions.undo(channel, self._require_me())
+            print(f"(Undone: {undone.removed.author_name}: {undone.removed.text[:60]}…)")
+            await self._show_next()
+        elif command in ("retry", "continue"):
+            method = sessions.retry_narration if command == "retry" else sessions.request_narration
+            await _narrate(self.runtime, self.listener, await method(channel, self._require_me()))
+            await self._show_next()
+        elif command in ("status", "recap"):
+            await self._recap(full=command == "recap")
+        elif command == "note":
+            await sessions.set_authors_note(channel, self._require_me(), rest)
+            print("(Author's note set.)")
+        elif command == "lore":
+            await self._lore(rest)
+        elif command == "save":
+            view = await sessions.in_channel(channel)
+            if view is None:
+                print("! There is no story to save.")
+            else:
+                print(f"(Saved to {await save_story(self.runtime, view.id, self.out_dir)})")
+        else:
+            print(f"! Unknown command /{command}. Type /help.")
+        return True
+
+    def _require_me(self) -> Actor:
+        if self.me is None:
+            raise StoryError("Choose who you are first: /as NAME")
+        return self.me
+
+    async def _show_next(self) -> None:
+        view = await self.runtime.sessions.in_channel(TERMINAL_CHANNEL)
+        if view is not None and view.current_player is not None:
+            name = view.current_player.display_name
+            print(f"-- {name}'s turn (/as {name})")
+
+    async def _recap(self, *, full: bool) -> None:
+        recap = await self.runtime.sessions.recap(TERMINAL_CHANNEL)
+        view = recap.session
+        order = ", ".join(p.display_name for p in view.rotation) or "nobody"
+        whose = view.current_player.display_name if view.current_player else "nobody"
+        print(f"{view.title} [{view.status.value}] — rotation: {order}; next: {whose}")
+        if full:
+            if recap.summary:
+                print(f"So far: {recap.summary.text}")
+            for turn in recap.recent_turns:
+                print(f"{turn.author_name}: {turn.text}")
+
+    async def _lore(self, rest: str) -> None:
+        sub, _, args = rest.partition(" ")
+        sessions = self.runtime.sessions
+        if sub == "add":
+            parts = [p.strip() for p in args.split("|")]
+            if len(parts) != 3:
+                raise StoryError("Usage: /lore add NAME | keyword, keyword | text")
+            name, keywords, text = parts
+            await sessions.add_lore(
+                TERMINAL_CHANNEL, self._require_me(), name, keywords.split(","), text
+            )
+            print(f"(Lore {name!r} saved.)")
+        elif sub == "list":
+            view = await sessions.in_channel(TERMINAL_CHANNEL)
+            entries = await sessions.list_lore(view.id) if view else []
+            for entry in entries:
+                print(f"- {entry.name} [{', '.join(entry.keywords)}]: {entry.text}")
+            if not entries:
+                print("(No lore yet.)")
+        elif sub == "remove":
+            await sessions.remove_lore(TERMINAL_CHANNEL, self._require_me(), args)
+            print("(Removed.)")
+        else:
+            raise StoryError("Usage: /lore add|list|remove …")
+
+
+async def run_play(settings: Settings, *, out_dir: Path, script: list[str] | None = None) -> None:
+    """Run the interactive terminal session (or feed it SCRIPT lines, for tests)."""
+    listener = TerminalListener()
+    print(f"Loading the narrator model {settings.model} ({settings.quantization})…")
+    runtime = await StoryRuntime.open(
+        settings, listener=listener, on_timeout=listener.timed_out, load_progress=print
+    )
+    table = TerminalTable(runtime, listener, out_dir)
+    print(PLAY_HELP)
+    try:
+        lines = iter(script) if script is not None else None
+        while True:
+            if lines is not None:
+                line = next(lines, "/quit")
+                print(f"> {line}")
+            else:
+                try:
+                    line = await asyncio.to_thread(input, "> ")
+                except EOFError:
+                    break
+            if not await table.handle(line):
+                break
+    finally:
+        await runtime.close()
