@@ -1,8 +1,8 @@
 """A worker process with a slow fake model, for crash tests.
 
-Usage: python slow_worker.py REDIS_URL KEY_PREFIX
-It prints "ready" once connected, then generates for ~10 s per batch, reporting
-progress every 50 ms, until it is killed.
+Usage: python slow_worker.py REDIS_URL KEY_PREFIX [STEPS]
+It spends STEPS x 50 ms (default 200) on each batch, reporting progress every
+step, until it is killed; SIGTERM stops it after the batch in progress.
 """
 
 from __future__ import annotations
@@ -11,18 +11,28 @@ import asyncio
 import sys
 import time
 
-from engine.queue import GenerationJob, ProgressCallback, WorkerLoop, open_worker_queue
+from engine.queue import (
+    BatchProcessor,
+    GenerationJob,
+    ProgressCallback,
+    WorkerLoop,
+    open_worker_queue,
+)
+from engine.queue.worker_loop import BatchOutcome
 
 
-def slow_batch(jobs: list[GenerationJob], on_progress: ProgressCallback) -> list[tuple[str, str]]:
-    for step in range(200):
-        for job in jobs:
-            on_progress(job.job_id, f"slow worker, step {step}")
-        time.sleep(0.05)
-    return [(job.job_id, "text from the slow worker") for job in jobs]
+def slow_batch(steps: int) -> BatchProcessor:
+    def process(jobs: list[GenerationJob], on_progress: ProgressCallback) -> list[BatchOutcome]:
+        for step in range(steps):
+            for job in jobs:
+                on_progress(job.job_id, f"slow worker, step {step}")
+            time.sleep(0.05)
+        return [(job.job_id, "text from the slow worker") for job in jobs]
+
+    return process
 
 
-async def main(url: str, prefix: str) -> None:
+async def main(url: str, prefix: str, steps: int) -> None:
     queue = await open_worker_queue(
         url,
         key_prefix=prefix,
@@ -31,12 +41,13 @@ async def main(url: str, prefix: str) -> None:
         block_s=0.1,
         worker_name="slow-worker",
     )
-    print("ready", flush=True)
+    loop = WorkerLoop(queue, slow_batch(steps), progress_interval_s=0.05)
+    loop.install_signal_handlers()
     try:
-        await WorkerLoop(queue, slow_batch, progress_interval_s=0.05).run()
+        await loop.run()
     finally:
         await queue.close()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 200))

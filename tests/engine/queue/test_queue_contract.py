@@ -322,3 +322,22 @@ async def test_cancelled_worker_loop_hands_its_jobs_to_another_worker_at_once(ba
 
     assert [delivery.job for delivery in retaken] == [job]
     assert retaken[0].delivery_count == 1  # a hand-back is not a failed attempt
+
+
+async def test_worker_loop_returns_when_its_queue_is_closed(backend):
+    worker = await backend.worker()
+    running = asyncio.create_task(WorkerLoop(worker, echo_batch, fetch_wait_s=5).run())
+    await asyncio.sleep(0.2)
+
+    await worker.close()
+
+    await asyncio.wait_for(running, 3)
+
+
+async def test_payload_that_is_not_json_is_refused_at_enqueue(backend):
+    producer = await backend.producer()
+    job = GenerationJob(new_job_id(), 1, "narrate", {"when": object()})
+
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        await producer.enqueue(job)
+    assert await producer.enqueue(make_job(1)) == 1

@@ -46,23 +46,27 @@ def config(key_prefix: str) -> QueueConfig:
 
 
 @pytest.fixture
-def slow_worker_process(redis_url: str, key_prefix: str):
-    process = subprocess.Popen(
-        [sys.executable, str(SLOW_WORKER), redis_url, key_prefix],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    yield process
-    if process.poll() is None:
-        process.kill()
-    process.wait(5)
-    if process.stdout is not None:
-        process.stdout.close()
+def start_slow_worker(redis_url: str, key_prefix: str):
+    processes: list[subprocess.Popen[str]] = []
+
+    def start(steps: int = 200) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [sys.executable, str(SLOW_WORKER), redis_url, key_prefix, str(steps)], text=True
+        )
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+        process.wait(5)
 
 
 async def test_job_of_a_killed_worker_is_completed_once_by_another_worker(
-    redis_ends, config, slow_worker_process, redis_client
+    redis_ends, config, start_slow_worker, redis_client
 ):
+    slow_worker_process = start_slow_worker()
     producer = await redis_ends.producer(config)
     events = redis_ends.watch(producer)
     job = make_job(3)
@@ -98,6 +102,24 @@ async def test_job_of_a_killed_worker_is_completed_once_by_another_worker(
 
     restarted = await redis_ends.producer(config)
     assert await redis_ends.watch(restarted).no_final_within(0.5)
+
+
+async def test_terminated_worker_finishes_its_batch_before_exiting(
+    redis_ends, config, start_slow_worker
+):
+    worker_process = start_slow_worker(steps=10)
+    producer = await redis_ends.producer(config)
+    events = redis_ends.watch(producer)
+    job = make_job(11)
+    await producer.enqueue(job)
+
+    await events.next_progress(within_s=15)
+    worker_process.send_signal(signal.SIGTERM)
+    final = await events.next_final()
+
+    assert isinstance(final, JobCompleted)
+    assert final.text == "text from the slow worker"
+    assert await asyncio.to_thread(worker_process.wait, 5) == 0
 
 
 async def test_long_job_of_a_heartbeating_worker_is_not_taken_over(redis_ends, config):
