@@ -56,7 +56,10 @@ class WorkerQueue(ABC):
 
     @abstractmethod
     async def fetch(self, max_jobs: int, wait_s: float) -> list[Delivery]:
-        """Take up to max_jobs jobs, waiting up to wait_s for the first one."""
+        """Take up to max_jobs jobs, waiting up to wait_s for the first one.
+
+        Raise QueueClosed once the queue is closed.
+        """
 
     @abstractmethod
     async def complete(

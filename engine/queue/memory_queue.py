@@ -21,6 +21,7 @@ from engine.queue.jobs import (
     JobEvent,
     JobFailed,
     JobProgress,
+    encode_job,
 )
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ class MemoryQueue(JobQueue, WorkerQueue):
         """Queue a job and return its position (1 = next)."""
         if self._closed:
             raise QueueClosed()
+        encode_job(job)  # refuse what the Redis queue could not carry either
         holder = self._session_slots.get(job.session_id)
         if holder is not None:
             raise SessionBusy(job.session_id, holder)
@@ -147,9 +149,9 @@ class MemoryQueue(JobQueue, WorkerQueue):
                 return taken
             now = time.monotonic()
             if now >= deadline:
-                break
+                return []
             await self._jobs_changed.wait(min(deadline, self._next_retry_at()) - now)
-        return []
+        raise QueueClosed()
 
     async def complete(
         self, delivery: Delivery, text: str, meta: Mapping[str, Any] | None = None

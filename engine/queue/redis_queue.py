@@ -189,7 +189,8 @@ class RedisJobQueue(JobQueue):
         try:
             event = decode_event(fields["event"])
         except (KeyError, WireFormatError) as error:
-            log.error("dropping unreadable queue event %s %r: %s", entry_id, fields, error)
+            if fields:  # empty fields: the entry was trimmed away while pending
+                log.error("dropping unreadable queue event %s %r: %s", entry_id, fields, error)
             if stream == self._keys.results:
                 with self._redis.reachable():
                     await self._redis.client.xack(stream, PRODUCERS_GROUP, entry_id)
@@ -239,10 +240,15 @@ class RedisWorkerQueue(WorkerQueue):
         deadline = time.monotonic() + wait_s
         while not self._closed:
             block_s = min(self.config.block_s, deadline - time.monotonic())
-            deliveries = await self._take(max_jobs, block_s)
+            try:
+                deliveries = await self._take(max_jobs, block_s)
+            except QueueUnavailable:
+                if self._closed:  # close() cut a blocking read short
+                    break
+                raise
             if deliveries or time.monotonic() >= deadline:
                 return deliveries
-        return []
+        raise QueueClosed()
 
     async def complete(
         self, delivery: Delivery, text: str, meta: Mapping[str, Any] | None = None

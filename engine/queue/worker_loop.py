@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from engine.queue.errors import JobRejected, QueueUnavailable
+from engine.queue.errors import JobRejected, QueueClosed, QueueUnavailable
 from engine.queue.interfaces import Delivery, WorkerQueue
 from engine.queue.jobs import GenerationJob
 
@@ -57,12 +57,17 @@ class WorkerLoop:
             loop.add_signal_handler(signum, self.stop)
 
     async def run(self) -> None:
-        """Process batches until stop(); on cancellation hand running jobs back and re-raise."""
+        """Process batches until stop() or the queue closes.
+
+        On cancellation, hand the running jobs back and re-raise.
+        """
         outages = 0
         while not self._stopping:
             try:
                 await self.run_once()
                 outages = 0
+            except QueueClosed:
+                break
             except QueueUnavailable as error:
                 outages += 1
                 log.warning("job queue unavailable (%s); retrying", error)
