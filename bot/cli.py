@@ -96,6 +96,25 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Measure generation throughput through the real worker path."""
+    from engine.bench import benchmark_generation
+
+    settings = _settings()
+    try:
+        report = asyncio.run(
+            benchmark_generation(
+                settings,
+                concurrency=tuple(args.concurrency),
+                max_new_tokens=args.max_new_tokens,
+            )
+        )
+    except (ModelLoadError, QueueError, RuntimeError) as exc:
+        return _fail(str(exc))
+    print(report.format())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -126,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("worker", help="serve generation jobs from the Redis queue")
     p.add_argument("--max-batch", type=int, default=8, help="most jobs generated together")
     p.set_defaults(func=cmd_worker)
+
+    bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
+    p = bench.add_parser("generate", help="single-stream vs batched generation throughput")
+    p.add_argument("--concurrency", type=int, nargs="+", default=[4, 8, 16])
+    p.add_argument("--max-new-tokens", type=int, default=48)
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

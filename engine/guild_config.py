@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.actors import Actor
 from engine.errors import InvalidSetting, PermissionDenied
+from engine.genres import validate_sampling
 from storage import repositories as repo
 from storage.models import GuildSettings, NarratorCadence
 
@@ -100,6 +101,7 @@ class GuildConfigService:
                 updated = GuildConfig(**{**current.model_dump(), **changes})
             except ValidationError as exc:
                 raise InvalidSetting(f"Invalid configuration: {_explain(exc)}") from exc
+            validate_sampling(updated.sampling)  # InvalidSetting names the bad entry
             if row is None:
                 row = GuildSettings(guild_id=guild_id)
                 db.add(row)

@@ -20,9 +20,9 @@ def config_service(session_factory: async_sessionmaker[AsyncSession]) -> GuildCo
 @pytest.fixture(scope="session")
 def narrator_tiny_model(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """A tiny model with a context window large enough for real narrator prompts."""
-    from support.tiny_model import build_tiny_model
-
     from engine.model.loading import load_model
+
+    from support.tiny_model import build_tiny_model
 
     folder = build_tiny_model(tmp_path_factory.mktemp("narrator-tiny"), context=4096)
     return load_model(

@@ -3,11 +3,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.tiny_model import build_tiny_model
 
 from engine.bench import GenerationBenchReport, benchmark_generation, story_context
 from engine.model.loading import LoadedModel, load_model
 from engine.settings import Settings
+
+from support.tiny_model import build_tiny_model
 
 
 @pytest.fixture(scope="module")

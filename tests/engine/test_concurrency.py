@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-from support.stories import ALICE, BOB, CARA, GUILD, MOD, started
-
 from engine.errors import InvalidState, NotYourTurn, StoryError
 from engine.guild_config import GuildConfigService
 from engine.sessions import SessionService
 from storage.models import NarratorCadence
+
+from support.stories import ALICE, BOB, CARA, GUILD, MOD, started
 
 
 async def test_two_messages_at_once_never_both_become_turn_n(

@@ -6,8 +6,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from support.recording import RecordingListener
-from support.stories import ALICE, BOB, CHANNEL, started
 
 from engine.model.generator import BatchGenerator
 from engine.narration import NarratorBusy
@@ -15,6 +13,9 @@ from engine.narrator_worker import NarratorJobProcessor
 from engine.runtime import StoryRuntime
 from engine.settings import Settings
 from storage.models import TurnKind
+
+from support.recording import RecordingListener
+from support.stories import ALICE, BOB, CHANNEL, started
 
 
 @pytest.fixture
@@ -75,3 +76,42 @@ async def test_full_queue_hands_the_turn_back_with_a_clear_message(
         await runtime.narrator.request(outcome.narration)
     after = await runtime.sessions.get(outcome.session.id)
     assert not after.narrator_pending and after.turn_deadline is not None
+
+
+async def test_terminal_table_plays_a_round_with_several_players(
+    runtime: StoryRuntime, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.terminal import TerminalListener, TerminalTable
+
+    listener: RecordingListener = runtime.listener  # type: ignore[attr-defined]
+    table = TerminalTable(runtime, TerminalListener(), tmp_path)
+    # The runtime's listener records; the table waits on its own listener, so share events.
+    runtime.narrator._listener = table.listener  # type: ignore[attr-defined]
+    script = [
+        "/as Mira",
+        "/start The Lamp | A lamp lights itself.",
+        "/as Tom",
+        "/join",
+        "/as Mira",
+        "/begin",
+        "/as Tom",
+        "I write out of turn.",
+        "/as Mira",
+        "Mira climbs the stairs.",
+        "/lore add The Lamp | lamp | It lights itself.",
+        "/recap",
+        "/save",
+    ]
+    for line in script:
+        assert await table.handle(line)
+    assert not await table.handle("/quit")
+    out = capsys.readouterr().out
+    assert "It is Mira's turn, not yours." in out
+    assert "Tom's turn" in out
+    assert "(Lore 'The Lamp' saved.)" in out
+    view = await runtime.sessions.in_channel(1)
+    assert view is not None
+    turns = await runtime.sessions.turns(view.id)
+    assert [t.author_name for t in turns] == ["Mira", "Narrator"]
+    assert "Saved to" in out and "the-lamp-" in out
+    assert not listener.failures

@@ -9,11 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FakeClock, _truncate_all
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
-from support.stories import GUILD, MOD
 
 from engine.actors import Actor
 from engine.errors import StoryError
@@ -22,6 +20,9 @@ from engine.sessions import SessionService
 from engine.views import SessionView
 from storage.database import create_engine, create_session_factory
 from storage.models import NarratorCadence, ParticipantStatus, SessionStatus
+
+from conftest import FakeClock, _truncate_all
+from support.stories import GUILD, MOD
 
 PLAYERS = [Actor(i, name) for i, name in enumerate(["Ana", "Ben", "Cy", "Dee"], start=1)]
 CHANNEL = 4242

@@ -3,7 +3,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from support.stories import ALICE, BOB, CARA, CHANNEL, DAN, GUILD, MOD, started
 
 from engine.actors import Actor
 from engine.errors import (
@@ -17,6 +16,8 @@ from engine.errors import (
 from engine.guild_config import GuildConfigService
 from engine.sessions import SessionService
 from storage.models import NarratorCadence, ParticipantStatus, SessionStatus, TurnKind
+
+from support.stories import ALICE, BOB, CARA, CHANNEL, DAN, GUILD, MOD, started
 
 
 async def on_demand(config_service: GuildConfigService, **extra: object) -> None:

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from support.stories import ALICE, BOB, CHANNEL, started
-
 from engine.sessions import SessionService
 from engine.story_context import KEEP_RECENT_TURNS, StoryContextBuilder
+
+from support.stories import ALICE, BOB, CHANNEL, started
 
 
 async def test_narrator_context_carries_story_lore_and_next_player(

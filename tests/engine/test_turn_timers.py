@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import asyncio
 
-from support.stories import ALICE, BOB, GUILD, MOD, started
-
 from engine.guild_config import GuildConfigService
 from engine.sessions import SessionService
 from engine.turn_timers import TurnTimeoutScheduler
 from engine.views import TimeoutOutcome
+
+from support.stories import ALICE, BOB, GUILD, MOD, started
 
 
 async def test_scheduler_skips_overdue_player_and_reports_it(

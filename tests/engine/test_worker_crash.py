@@ -13,11 +13,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from conftest import service_missing
-from support.model_worker import QUEUE_TIMINGS
-from support.recording import RecordingListener
-from support.stories import ALICE, BOB, CHANNEL, started
-from support.tiny_model import build_tiny_model
 
 from engine.guild_config import GuildConfigService
 from engine.narration import NarratorCoordinator
@@ -25,6 +20,12 @@ from engine.queue import open_queue
 from engine.sessions import SessionService
 from engine.story_context import StoryContextBuilder
 from storage.models import TurnKind
+
+from conftest import service_missing
+from support.model_worker import QUEUE_TIMINGS
+from support.recording import RecordingListener
+from support.stories import ALICE, BOB, CHANNEL, started
+from support.tiny_model import build_tiny_model
 
 REDIS_URL = os.environ.get("TALEWEAVER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 WORKER = Path(__file__).resolve().parents[1] / "support" / "model_worker.py"

@@ -6,13 +6,14 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from conftest import create_postgres_database, drop_postgres_database, service_missing
 from sqlalchemy import inspect
 
 from bot.cli import main
 from storage.database import create_engine
 from storage.migrate import current_revision_for_url, downgrade, head_revision, upgrade
 from storage.models import Base
+
+from conftest import create_postgres_database, drop_postgres_database, service_missing
 
 EXPECTED_TABLES = {
     "guild_settings",

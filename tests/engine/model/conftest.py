@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.tiny_model import build_tiny_model
 
 from engine.model.loading import LoadedModel, load_model
+
+from support.tiny_model import build_tiny_model
 
 TINY_CONTEXT = 256
 
