@@ -755,18 +755,25 @@ class SessionService:
             return await repo.earliest_deadline(db=db)
 
     # Narrator ---------------------------------------------------------------------------------
+    async def _load_for_narration(
+        self, db: AsyncSession, channel_id: int, actor: Actor, verb: str
+    ) -> _Loaded:
+        """Load an active story whose narrator is idle, for a player, host or moderator."""
+        loaded = await self._load(db, channel_id=channel_id)
+        self._require_status(loaded, SessionStatus.ACTIVE)
+        me = loaded.participant_of(actor.user_id)
+        in_story = me is not None and me.status == ParticipantStatus.ACTIVE
+        if not (in_story or self._has_host_powers(loaded, actor)):
+            raise PermissionDenied(f"Only players in this story can {verb} the narrator.")
+        if loaded.story.narrator_pending:
+            raise InvalidState("The narrator is already writing.")
+        return loaded
+
     async def request_narration(self, channel_id: int, actor: Actor) -> NarrationRequest:
         """Ask the narrator to speak now (any player, the host or a moderator)."""
 
         async def work(db: AsyncSession) -> NarrationRequest:
-            loaded = await self._load(db, channel_id=channel_id)
-            self._require_status(loaded, SessionStatus.ACTIVE)
-            me = loaded.participant_of(actor.user_id)
-            in_story = me is not None and me.status == ParticipantStatus.ACTIVE
-            if not (in_story or self._has_host_powers(loaded, actor)):
-                raise PermissionDenied("Only players in this story can call on the narrator.")
-            if loaded.story.narrator_pending:
-                raise InvalidState("The narrator is already writing.")
+            loaded = await self._load_for_narration(db, channel_id, actor, "call on")
             return self._request_narration(loaded.story, None)
 
         return await self._transaction(work)
@@ -775,14 +782,7 @@ class SessionService:
         """Ask for a new version of the latest narrator passage; the old one is kept."""
 
         async def work(db: AsyncSession) -> NarrationRequest:
-            loaded = await self._load(db, channel_id=channel_id)
-            self._require_status(loaded, SessionStatus.ACTIVE)
-            me = loaded.participant_of(actor.user_id)
-            in_story = me is not None and me.status == ParticipantStatus.ACTIVE
-            if not (in_story or self._has_host_powers(loaded, actor)):
-                raise PermissionDenied("Only players in this story can retry the narrator.")
-            if loaded.story.narrator_pending:
-                raise InvalidState("The narrator is already writing.")
+            loaded = await self._load_for_narration(db, channel_id, actor, "retry")
             last = await repo.last_turn(db=db, session_id=loaded.story.id)
             if last is None or last.kind != TurnKind.NARRATOR:
                 raise InvalidState("Only the narrator's latest passage can be retried.")
