@@ -36,6 +36,7 @@ from engine.views import (
     SkipOutcome,
     StoryTranscript,
     SummaryView,
+    TableTalkView,
     TimeoutOutcome,
     TurnOutcome,
     TurnView,
@@ -51,6 +52,7 @@ from storage.models import (
     SkipVote,
     StorySession,
     StorySummary,
+    TableTalk,
     Turn,
     TurnAlternative,
     TurnKind,
@@ -66,6 +68,7 @@ MAX_PREMISE_CHARS = 2000
 MAX_AUTHORS_NOTE_CHARS = 500
 MAX_LORE_TEXT_CHARS = 1000
 MAX_LORE_KEYWORDS = 10
+MAX_TABLE_TALK_CHARS = 2000
 NARRATOR_NAME = "Narrator"
 
 
@@ -250,12 +253,45 @@ class SessionService:
             turns = await repo.list_turns(db=db, session_id=session_id)
             lore = await repo.list_lore(db=db, session_id=session_id)
             summaries = await repo.list_summaries(db=db, session_id=session_id)
+            talk = await repo.list_table_talk(db=db, session_id=session_id)
             return StoryTranscript(
                 session=SessionView.of(story),
                 turns=tuple(TurnView.of(t) for t in turns),
                 lore=tuple(LoreView.of(e) for e in lore),
                 summaries=tuple(SummaryView.of(s) for s in summaries),
+                table_talk=tuple(TableTalkView.of(t) for t in talk),
             )
+
+    async def record_table_talk(
+        self, channel_id: int, actor: Actor, text: str, *, message_id: int | None = None
+    ) -> TableTalkView | None:
+        """Keep a player's out-of-character remark for export (others' chatter is not stored)."""
+        text = text.strip()
+        if not text:
+            return None
+        text = text[:MAX_TABLE_TALK_CHARS]
+
+        async def work(db: AsyncSession) -> TableTalkView | None:
+            story = await repo.get_open_session_in_channel(db=db, channel_id=channel_id)
+            if story is None:
+                return None
+            player = next((p for p in story.participants if p.user_id == actor.user_id), None)
+            if player is None:
+                return None
+            row = TableTalk(
+                session_id=story.id,
+                author_id=actor.user_id,
+                author_name=player.display_name,
+                text=text,
+                after_turn=story.turn_count,
+                discord_message_id=message_id,
+            )
+            db.add(row)
+            await db.flush()
+            await db.refresh(row)
+            return TableTalkView.of(row)
+
+        return await self._transaction(work)
 
     async def turns(self, session_id: int, *, after: int = 0) -> list[TurnView]:
         """Return a session's turns after number AFTER."""

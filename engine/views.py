@@ -12,6 +12,7 @@ from storage.models import (
     SessionStatus,
     StorySession,
     StorySummary,
+    TableTalk,
     Turn,
     TurnKind,
 )
@@ -172,6 +173,28 @@ class SummaryView:
 
 
 @dataclass(frozen=True)
+class TableTalkView:
+    """An out-of-character remark, placed after turn AFTER_TURN."""
+
+    author_id: int
+    author_name: str
+    text: str
+    after_turn: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: TableTalk) -> TableTalkView:
+        """Snapshot a table-talk row."""
+        return cls(
+            author_id=row.author_id,
+            author_name=row.author_name,
+            text=row.text,
+            after_turn=row.after_turn,
+            created_at=row.created_at,
+        )
+
+
+@dataclass(frozen=True)
 class NarrationRequest:
     """The engine asks for a narrator passage: the front-end enqueues a job with this id."""
 
@@ -243,3 +266,4 @@ class StoryTranscript:
     turns: tuple[TurnView, ...]
     lore: tuple[LoreView, ...]
     summaries: tuple[SummaryView, ...]
+    table_talk: tuple[TableTalkView, ...] = ()

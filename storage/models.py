@@ -108,6 +108,24 @@ class NarratorCadence(enum.StrEnum):
     ON_DEMAND = "on_demand"
 
 
+class ContentRating(enum.StrEnum):
+    """How explicit stories on a server (or in a channel) may be."""
+
+    EVERYONE = "everyone"
+    TEEN = "teen"
+    MATURE = "mature"
+
+
+class ViolationAction(enum.StrEnum):
+    """What a filter did about a piece of text."""
+
+    REFUSED = "refused"
+    REGENERATED = "regenerated"
+    REPLACED = "replaced"
+    FLAGGED = "flagged"
+    RATE_LIMITED = "rate_limited"
+
+
 class GuildSettings(Base):
     """Per-server configuration set by moderators."""
 
@@ -127,7 +145,27 @@ class GuildSettings(Base):
     custom_genre_instructions: Mapped[str] = mapped_column(Text, default="")
     prefer_threads: Mapped[bool] = mapped_column(Boolean, default=False)
     sampling: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    content_rating: Mapped[ContentRating] = mapped_column(
+        _enum(ContentRating, "content_rating"), default=ContentRating.EVERYONE
+    )
+    blocked_words: Mapped[list[str]] = mapped_column(JSON, default=list)
+    narrator_regenerations: Mapped[int] = mapped_column(Integer, default=2)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class ChannelSettings(Base):
+    """Per-channel overrides of a server's configuration."""
+
+    __tablename__ = "channel_settings"
+
+    channel_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    guild_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    content_rating: Mapped[ContentRating | None] = mapped_column(
+        _enum(ContentRating, "content_rating"), nullable=True
+    )
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), server_default=func.now(), onupdate=func.now()
     )
@@ -266,6 +304,24 @@ class TurnAlternative(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())
 
     turn: Mapped[Turn] = relationship(back_populates="alternatives")
+
+
+class TableTalk(Base):
+    """An out-of-character remark made during a story (kept for export, never narrated)."""
+
+    __tablename__ = "table_talk"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("story_sessions.id", ondelete="CASCADE"), index=True
+    )
+    author_id: Mapped[int] = mapped_column(BigInteger)
+    author_name: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
+    # The turn count when it was said, so exports can place it between passages.
+    after_turn: Mapped[int] = mapped_column(Integer, default=0)
+    discord_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())
 
 
 class SkipVote(Base):

@@ -17,6 +17,7 @@ from storage.models import (
     SkipVote,
     StorySession,
     StorySummary,
+    TableTalk,
     Turn,
     TurnAlternative,
 )
@@ -179,6 +180,12 @@ async def list_summaries(*, db: AsyncSession, session_id: int) -> Sequence[Story
     query = (
         select(StorySummary).where(StorySummary.session_id == session_id).order_by(StorySummary.id)
     )
+    return (await db.execute(query)).scalars().all()
+
+
+async def list_table_talk(*, db: AsyncSession, session_id: int) -> Sequence[TableTalk]:
+    """Return a session's table talk, oldest first."""
+    query = select(TableTalk).where(TableTalk.session_id == session_id).order_by(TableTalk.id)
     return (await db.execute(query)).scalars().all()
 
 

@@ -510,3 +510,23 @@ async def test_unknown_genre_is_refused_with_the_valid_choices(service: SessionS
             guild_id=GUILD, channel_id=CHANNEL, actor=ALICE, title="T", genre="westerns"
         )
     assert await service.in_channel(CHANNEL) is None
+
+
+# Table talk -----------------------------------------------------------------------------------
+async def test_players_table_talk_is_kept_in_the_transcript_but_not_as_a_turn(
+    service: SessionService,
+) -> None:
+    view = await started(service, ALICE, BOB)
+    await service.record_table_talk(CHANNEL, BOB, "  brb, getting tea  ", message_id=55)
+    transcript = await service.transcript(view.id)
+    assert transcript.turns == ()
+    assert [(t.author_name, t.text, t.after_turn) for t in transcript.table_talk] == [
+        ("Bob", "brb, getting tea", 0)
+    ]
+
+
+async def test_table_talk_of_onlookers_is_not_stored(service: SessionService) -> None:
+    view = await started(service, ALICE)
+    assert await service.record_table_talk(CHANNEL, DAN, "who are you people") is None
+    assert await service.record_table_talk(CHANNEL, ALICE, "   ") is None
+    assert (await service.transcript(view.id)).table_talk == ()
