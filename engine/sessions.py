@@ -310,6 +310,7 @@ class SessionService:
         genre: str,
         premise: str = "",
         parent_channel_id: int | None = None,
+        age_restricted: bool = False,
     ) -> SessionView:
         """Open a story in a channel with the actor as host and first player."""
         title, premise = title.strip(), premise.strip()
@@ -341,6 +342,7 @@ class SessionService:
                 genre=genre,
                 premise=premise,
                 authors_note="",
+                age_restricted=age_restricted,
                 status=SessionStatus.LOBBY,
                 host_id=actor.user_id,
                 rotation_step=0,

@@ -53,6 +53,7 @@ class SessionView:
     genre: str
     premise: str
     authors_note: str
+    age_restricted: bool
     status: SessionStatus
     host_id: int
     participants: tuple[ParticipantView, ...]
@@ -89,6 +90,7 @@ class SessionView:
             genre=row.genre,
             premise=row.premise,
             authors_note=row.authors_note,
+            age_restricted=row.age_restricted,
             status=row.status,
             host_id=row.host_id,
             participants=participants,

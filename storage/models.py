@@ -195,6 +195,8 @@ class StorySession(Base):
     genre: Mapped[str] = mapped_column(String(40))
     premise: Mapped[str] = mapped_column(Text, default="")
     authors_note: Mapped[str] = mapped_column(Text, default="")
+    # Discord's age-restricted flag of the channel: only there may a `mature` rating apply.
+    age_restricted: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[SessionStatus] = mapped_column(
         _enum(SessionStatus, "session_status"), default=SessionStatus.LOBBY
     )

@@ -70,9 +70,15 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("narrator_regenerations", sa.Integer(), nullable=False, server_default="2")
         )
+    with op.batch_alter_table("story_sessions", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("age_restricted", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("story_sessions", schema=None) as batch_op:
+        batch_op.drop_column("age_restricted")
     with op.batch_alter_table("guild_settings", schema=None) as batch_op:
         batch_op.drop_column("narrator_regenerations")
         batch_op.drop_column("blocked_words")
