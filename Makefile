@@ -26,7 +26,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check bot engine storage migrations tests
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+# The HTML export is checked in a real headless Chromium: Debian's package, installed
+# here when missing (needs root and apt-get; elsewhere install `chromium` yourself).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian's chromium for the browser test"; \
+		apt-get install -y -q --no-install-recommends chromium >/dev/null \
+		|| (apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null); \
+	else echo "chromium is missing: install it for the browser test"; fi
+
+pytest: $(STAMP) $(CHROMIUM)
 	$(BIN)/pytest
 
 test: lint pytest

@@ -44,6 +44,13 @@ class Settings(BaseSettings):
         description="Where converted models are cached",
     )
     log_level: str = Field("INFO", description="Python logging level name")
+    commands_per_minute: int = Field(
+        20, ge=1, le=1000, description="Slash commands one member may use per minute"
+    )
+    turns_per_minute: int = Field(6, ge=1, le=100, description="Turns one member may write per minute")
+    narrations_per_minute: int = Field(
+        6, ge=1, le=100, description="Narrator passages one channel may ask for per minute"
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from storage.models import (
+    ChannelSettings,
     GuildSettings,
     LoreEntry,
     ModerationEvent,
@@ -30,6 +31,11 @@ async def get_guild_settings(*, db: AsyncSession, guild_id: int) -> GuildSetting
 
 
 # Sessions -------------------------------------------------------------------------------------
+async def get_channel_settings(*, db: AsyncSession, channel_id: int) -> ChannelSettings | None:
+    """Return a channel's overrides, if any."""
+    return await db.get(ChannelSettings, channel_id)
+
+
 def _session_query(*, for_update: bool) -> Select[StorySession]:
     query = select(StorySession).options(selectinload(StorySession.participants))
     # FOR UPDATE serialises writers of one session on PostgreSQL; SQLite ignores it and
