@@ -13,9 +13,10 @@ from transformers import LogitsProcessorList, StoppingCriteriaList
 
 from engine.model.loading import LoadedModel
 from engine.model.logits_processors import (
-    BannedSequencesProcessor,
+    BannedPhrases,
+    BannedPhrasesProcessor,
     ContinuationNoRepeatNGram,
-    banned_token_sequences,
+    TokenVocabulary,
 )
 from engine.model.sampling import SamplingSettings
 from engine.model.stopping import StopPolicy
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 FinishReason = Literal["stop", "length", "error"]
 PartialCallback = Callable[[str, str], None]
 _REPLACEMENT_CHAR = "\ufffd"  # a multi-byte character whose bytes are not all generated yet
+_BANNED_CACHE_SIZE = 64
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,9 @@ class BatchGenerator:
         self._special_tokens = sorted(
             (t for t in getattr(tokenizer, "all_special_tokens", []) if t), key=len, reverse=True
         )
+        self._vocabulary: TokenVocabulary | None = None
+        # Servers keep the same banned list from job to job: compile each list once.
+        self._banned: dict[tuple[str, ...], BannedPhrases] = {}
 
     def count_tokens(self, text: str) -> int:
         """Return how many tokens ``text`` takes in this model's prompt."""
@@ -143,9 +148,7 @@ class BatchGenerator:
         processors = LogitsProcessorList()
         if ngram_size > 0:
             processors.append(ContinuationNoRepeatNGram(ngram_size, prompt_length))
-        banned = BannedSequencesProcessor(
-            [banned_token_sequences(tokenizer, r.banned_phrases) for r in requests]
-        )
+        banned = BannedPhrasesProcessor([self._banned_phrases(r.banned_phrases) for r in requests])
         if not banned.is_empty:
             processors.append(banned)
         criteria = StopPolicyCriteria(
@@ -190,6 +193,19 @@ class BatchGenerator:
             total / seconds if seconds else 0.0,
         )
         return results
+
+    def _banned_phrases(self, phrases: tuple[str, ...]) -> BannedPhrases | None:
+        if not phrases:
+            return None
+        compiled = self._banned.get(phrases)
+        if compiled is None:
+            if self._vocabulary is None:
+                self._vocabulary = TokenVocabulary.from_tokenizer(self.loaded.tokenizer)
+            compiled = BannedPhrases(self._vocabulary, phrases)
+            if len(self._banned) >= _BANNED_CACHE_SIZE:
+                del self._banned[next(iter(self._banned))]
+            self._banned[phrases] = compiled
+        return compiled
 
     def _encode_prompts(self, prompts: list[str], max_new_tokens: int) -> Any:
         tokenizer = self.loaded.tokenizer
