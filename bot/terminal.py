@@ -68,6 +68,14 @@ class TerminalListener:
         self.failures.append(reason)
         self.settled.set()
 
+    async def narration_filtered(self, session: SessionView, job_id: str, replaced: bool) -> None:
+        """Drop a filtered passage's partial text and say what happens next."""
+        if self._shown.pop(job_id, None) is not None:
+            self._write("\n[withdrawn: the passage broke this story's content rules]\n")
+        if replaced:
+            self._write("(The narrator's passages kept breaking the content rules; ")
+            self._write("a neutral line stands in. The host may want to retry.)\n")
+
     async def timed_out(self, outcome: TimeoutOutcome) -> None:
         """Report a skipped player."""
         away = " and is now away" if outcome.marked_away else ""

@@ -3,38 +3,29 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from engine.errors import InvalidSetting
+from engine.model.sampling import SamplingSettings
 
 SamplingValue = int | float
 
 MAX_CUSTOM_INSTRUCTIONS_CHARS = 1500
 
 
-@dataclass(frozen=True)
-class _SamplingRule:
-    kind: type[int] | type[float]
-    accepts: Callable[[float], bool]
-    bounds: str
+def _bounds(name: str) -> tuple[float | None, float | None]:
+    low = high = None
+    for rule in SamplingSettings.model_fields[name].metadata:
+        low = getattr(rule, "ge", low)
+        high = getattr(rule, "le", high)
+    return low, high
 
 
-# One rule per knob the model runtime understands; integers are accepted for float knobs.
-_SAMPLING_RULES: Mapping[str, _SamplingRule] = MappingProxyType(
-    {
-        "temperature": _SamplingRule(float, lambda v: 0 < v <= 5, "in (0, 5]"),
-        "top_k": _SamplingRule(int, lambda v: v >= 0, ">= 0 (0 disables it)"),
-        "top_p": _SamplingRule(float, lambda v: 0 < v <= 1, "in (0, 1]"),
-        "repetition_penalty": _SamplingRule(float, lambda v: 0 < v <= 5, "in (0, 5]"),
-        "no_repeat_ngram_size": _SamplingRule(int, lambda v: v >= 0, ">= 0"),
-        "max_new_tokens": _SamplingRule(int, lambda v: v >= 1, ">= 1"),
-        "num_beams": _SamplingRule(int, lambda v: v >= 1, ">= 1"),
-        "max_paragraphs": _SamplingRule(int, lambda v: v >= 1, ">= 1"),
-    }
-)
-SAMPLING_KEYS: frozenset[str] = frozenset(_SAMPLING_RULES)
+# The worker validates every job's settings with SamplingSettings: accept exactly what it
+# accepts, so a stored override can never make every narrator job fail.
+SAMPLING_KEYS: frozenset[str] = frozenset(SamplingSettings.model_fields)
 
 
 class UnknownGenre(InvalidSetting):
@@ -45,16 +36,18 @@ def validate_sampling(overrides: Mapping[str, object]) -> dict[str, SamplingValu
     """Return a copy of sampling overrides, or raise InvalidSetting naming the bad entry."""
     checked: dict[str, SamplingValue] = {}
     for name, value in overrides.items():
-        rule = _SAMPLING_RULES.get(name)
-        if rule is None:
+        if name not in SAMPLING_KEYS:
             raise InvalidSetting(
                 f"Unknown sampling setting {name!r}; valid: {', '.join(sorted(SAMPLING_KEYS))}."
             )
-        allowed = (int, float) if rule.kind is float else (int,)
+        kind = SamplingSettings.model_fields[name].annotation
+        allowed = (int, float) if kind is float else (int,)
         if isinstance(value, bool) or not isinstance(value, allowed):
-            raise InvalidSetting(f"Sampling setting {name!r} must be a {rule.kind.__name__}.")
-        if not rule.accepts(value):
-            raise InvalidSetting(f"Sampling setting {name!r} must be {rule.bounds}.")
+            kind_name = "number" if float in allowed else "whole number"
+            raise InvalidSetting(f"Sampling setting {name!r} must be a {kind_name}.")
+        low, high = _bounds(name)
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise InvalidSetting(f"Sampling setting {name!r} must be between {low} and {high}.")
         checked[name] = value
     return checked
 

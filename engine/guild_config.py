@@ -5,14 +5,23 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.actors import Actor
 from engine.errors import InvalidSetting, PermissionDenied
-from engine.genres import validate_sampling
+from engine.genres import get_preset, validate_sampling
 from storage import repositories as repo
-from storage.models import GuildSettings, NarratorCadence
+from storage.models import ContentRating, GuildSettings, NarratorCadence
+
+MAX_BLOCKED_WORDS = 500
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +55,36 @@ class GuildConfig(BaseModel):
     sampling: dict[str, Any] = Field(
         default_factory=dict, description="Overrides of the narrator's sampling settings"
     )
+    content_rating: ContentRating = Field(
+        ContentRating.EVERYONE,
+        description="everyone, teen or mature (mature applies only in age-restricted channels)",
+    )
+    blocked_words: tuple[str, ...] = Field(
+        (), max_length=MAX_BLOCKED_WORDS, description="Words and phrases refused on this server"
+    )
+    narrator_regenerations: int = Field(
+        2, ge=0, le=5, description="Narrator retries after a filtered passage before a neutral line"
+    )
+
+    @field_validator("default_genre")
+    @classmethod
+    def _known_genre(cls, value: str) -> str:
+        return get_preset(value).key  # UnknownGenre lists the valid keys
+
+    @field_validator("blocked_words", mode="before")
+    @classmethod
+    def _clean_blocked_words(cls, value: Any) -> tuple[str, ...]:
+        from engine.safety import validate_blocked_word
+
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise ValueError("blocked_words must be a list of words or phrases")
+        cleaned: dict[str, str] = {}
+        for word in value:
+            if not isinstance(word, str):
+                raise ValueError("blocked_words must be a list of words or phrases")
+            stored = validate_blocked_word(word)
+            cleaned.setdefault(stored.casefold(), stored)
+        return tuple(sorted(cleaned.values(), key=str.casefold))
 
     @model_validator(mode="after")
     def _min_not_above_max(self) -> GuildConfig:

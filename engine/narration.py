@@ -7,17 +7,23 @@ import contextlib
 import logging
 from typing import Any, Protocol
 
+from engine.content_guard import Where
 from engine.errors import StoryError
 from engine.genres import get_preset
 from engine.guild_config import GuildConfigService
 from engine.queue.errors import QueueError, QueueFull, SessionBusy
 from engine.queue.interfaces import JobQueue
 from engine.queue.jobs import GenerationJob, JobCompleted, JobEvent, JobFailed, JobProgress
+from engine.safety import ContentPolicy, TextKind, strip_control_characters
 from engine.sessions import SessionService
 from engine.story_context import StoryContextBuilder
 from engine.views import NarrationOutcome, NarrationRequest, SessionView
+from storage.models import ViolationAction
 
 log = logging.getLogger(__name__)
+
+# Stored instead of a passage the filters refused every time; the players carry on from it.
+NEUTRAL_PASSAGE = "The scene shifts quietly, and the story waits for its next turn."
 
 
 def summary_job_id(session_id: int, covers_through_turn: int) -> str:
@@ -47,6 +53,9 @@ class NarrationListener(Protocol):
     async def narration_failed(self, session: SessionView, reason: str) -> None:
         """Tell the players the narrator could not speak and the turn is theirs."""
 
+    async def narration_filtered(self, session: SessionView, job_id: str, replaced: bool) -> None:
+        """Withdraw a filtered passage's partial text; when REPLACED, tell the host why."""
+
 
 class NarratorCoordinator:
     """Turn narration requests into queue jobs and queue events into stored turns."""
@@ -69,6 +78,14 @@ class NarratorCoordinator:
         self._deferred: dict[int, NarrationRequest] = {}
         self._summary_jobs: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
+        # Filtered passages per session since its last stored one (bounded by the server's limit).
+        self._regenerations: dict[int, int] = {}
+        # Jobs whose partial text broke a rule: nothing more of them is shown.
+        self._hidden: set[str] = set()
+
+    async def _policy(self, session_id: int) -> tuple[ContentPolicy, int]:
+        config, rating = await self._service.content_rules(session_id)
+        return self._service.guard.policy(config, rating), config.narrator_regenerations
 
     async def _sampling(self, session: SessionView) -> dict[str, Any]:
         config = await self._configs.get(session.guild_id)
@@ -91,6 +108,10 @@ class NarratorCoordinator:
                 "context": context.to_dict(),
                 "sampling": await self._sampling(session),
                 "retry_of_turn": request.retry_of_turn,
+                # Blocked words are kept out of generation itself; the result is checked anyway.
+                "banned_phrases": list(
+                    (await self._policy(request.session_id))[0].banned_phrases()
+                ),
             },
         )
         try:
@@ -137,7 +158,9 @@ class NarratorCoordinator:
     async def handle(self, event: JobEvent) -> None:
         """Apply one queue event: store results, report progress and failures, then ack."""
         if isinstance(event, JobProgress):
-            await self._listener.narration_progress(event.session_id, event.job_id, event.text)
+            shown = await self._partial_to_show(event)
+            if shown is not None:
+                await self._listener.narration_progress(event.session_id, event.job_id, shown)
             return
         if isinstance(event, JobCompleted) and event.kind == "summarise":
             covers = parse_summary_job_id(event.job_id)
@@ -149,15 +172,64 @@ class NarratorCoordinator:
             await self._after_summary(event.job_id)
             return
         if isinstance(event, JobCompleted):
-            outcome = await self._service.record_narration(
-                event.session_id, event.job_id, event.text
-            )
-            await self._queue.ack(event)
-            if outcome is not None and not outcome.duplicate:
-                await self._listener.narration_stored(outcome)
-                await self._maybe_summarise(event.session_id)
+            await self._store_narration(event)
             return
         await self._handle_failure(event)
+
+    async def _partial_to_show(self, event: JobProgress) -> str | None:
+        """Return the partial text cleaned for showing, or None when it must stay hidden."""
+        if event.job_id in self._hidden:
+            return None
+        text = strip_control_characters(event.text)
+        # The last word may still be growing ("as" of "astonished"): check whole words only.
+        settled = text.rsplit(None, 1)[0] if " " in text.strip() else ""
+        if not settled:
+            return text
+        policy, _ = await self._policy(event.session_id)
+        if policy.check(settled, TextKind.NARRATION).allowed:
+            return text
+        self._hidden.add(event.job_id)
+        return None
+
+    async def _store_narration(self, event: JobCompleted) -> None:
+        # Stray control characters are model noise, not a rule broken on purpose: drop them.
+        text = strip_control_characters(event.text)
+        policy, allowed_regenerations = await self._policy(event.session_id)
+        verdict = policy.check(text, TextKind.NARRATION)
+        replaced = False
+        if not verdict.allowed:
+            attempts = self._regenerations.get(event.session_id, 0) + 1
+            self._regenerations[event.session_id] = attempts
+            session = await self._service.get(event.session_id)
+            where = Where(
+                guild_id=session.guild_id, channel_id=session.channel_id, session_id=session.id
+            )
+            detail = f"narration: matched {verdict.matched or '-'}; attempt {attempts}"
+            if attempts <= allowed_regenerations:
+                retry = await self._service.regenerate_narration(event.session_id, event.job_id)
+                await self._service.guard.record(
+                    where, verdict.rule or "unknown", ViolationAction.REGENERATED, detail
+                )
+                await self._queue.ack(event)
+                self._hidden.discard(event.job_id)
+                if retry is not None:
+                    await self._listener.narration_filtered(session, event.job_id, False)
+                    with contextlib.suppress(NarratorBusy):
+                        await self.request(retry)
+                return
+            await self._service.guard.record(
+                where, verdict.rule or "unknown", ViolationAction.REPLACED, detail
+            )
+            text, replaced = NEUTRAL_PASSAGE, True
+        self._regenerations.pop(event.session_id, None)
+        self._hidden.discard(event.job_id)
+        outcome = await self._service.record_narration(event.session_id, event.job_id, text)
+        await self._queue.ack(event)
+        if outcome is not None and not outcome.duplicate:
+            if replaced:
+                await self._listener.narration_filtered(outcome.session, event.job_id, True)
+            await self._listener.narration_stored(outcome)
+            await self._maybe_summarise(event.session_id)
 
     async def _handle_failure(self, event: JobFailed) -> None:
         if event.kind == "summarise":

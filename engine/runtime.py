@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from engine.database_admin import migrate
 from engine.guild_config import GuildConfigService
+from engine.moderation import ModerationService
 from engine.narration import NarrationListener, NarratorCoordinator
 from engine.queue.factory import open_queue, open_worker_queue
 from engine.queue.interfaces import JobQueue
@@ -19,6 +20,7 @@ from engine.queue.worker_loop import WorkerLoop
 from engine.sessions import Clock, SessionService, utc_now
 from engine.settings import Settings
 from engine.story_context import StoryContextBuilder
+from engine.throttle import RateLimits, Throttles
 from engine.turn_timers import TimeoutListener, TurnTimeoutScheduler
 from storage.database import create_engine, create_session_factory
 
@@ -56,6 +58,8 @@ class StoryRuntime:
     queue: JobQueue
     narrator: NarratorCoordinator
     timers: TurnTimeoutScheduler
+    throttles: Throttles
+    moderation: ModerationService
     _background: list[asyncio.Task[None]] = field(default_factory=list)
     _worker: WorkerLoop | None = None
 
@@ -78,7 +82,14 @@ class StoryRuntime:
         configs = GuildConfigService(factory)
         contexts = StoryContextBuilder(factory)
         queue = await open_queue(settings.queue_url, **(queue_limits or {}))
-        sessions = SessionService(factory, clock=clock)
+        throttles = Throttles(
+            RateLimits(
+                commands_per_minute=settings.commands_per_minute,
+                turns_per_minute=settings.turns_per_minute,
+                narrations_per_minute=settings.narrations_per_minute,
+            )
+        )
+        sessions = SessionService(factory, clock=clock, throttles=throttles)
         timers = TurnTimeoutScheduler(sessions, on_timeout, clock=clock)
         sessions.on_change = timers.poke
         narrator = NarratorCoordinator(
@@ -92,6 +103,8 @@ class StoryRuntime:
             queue=queue,
             narrator=narrator,
             timers=timers,
+            throttles=throttles,
+            moderation=ModerationService(factory, sessions.guard),
         )
         try:
             if settings.queue_url.startswith("memory://"):

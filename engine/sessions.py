@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine.actors import Actor
+from engine.content_guard import ContentGuard, ContentRefused, RateLimited, Where, effective_rating
 from engine.errors import (
     ConcurrentChange,
     InvalidState,
@@ -26,6 +27,8 @@ from engine.errors import (
 from engine.genres import get_preset
 from engine.guild_config import GuildConfig, is_moderator
 from engine.rotation import active_seats, next_after, wraps_round
+from engine.safety import TextKind
+from engine.throttle import Throttles
 from engine.views import (
     LoreView,
     NarrationOutcome,
@@ -44,6 +47,7 @@ from engine.views import (
 )
 from storage import repositories as repo
 from storage.models import (
+    ContentRating,
     LoreEntry,
     NarratorCadence,
     Participant,
@@ -89,6 +93,15 @@ class _Loaded:
     db: AsyncSession
     story: StorySession
     config: GuildConfig
+    rating: ContentRating
+
+    def where(self, actor: Actor | None = None) -> Where:
+        return Where(
+            guild_id=self.story.guild_id,
+            channel_id=self.story.channel_id,
+            session_id=self.story.id,
+            user_id=actor.user_id if actor else None,
+        )
 
     def participant_of(self, user_id: int) -> Participant | None:
         return next((p for p in self.story.participants if p.user_id == user_id), None)
@@ -110,9 +123,14 @@ class SessionService:
         *,
         clock: Clock = utc_now,
         on_change: Callable[[], None] | None = None,
+        guard: ContentGuard | None = None,
+        throttles: Throttles | None = None,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
+        self.guard = guard if guard is not None else ContentGuard(sessions)
+        # No rate limits unless the runtime sets them (scripted callers act fast on purpose).
+        self._throttles = throttles
         # Called after a commit that may have moved a deadline (the timeout scheduler listens).
         self.on_change = on_change
 
@@ -127,6 +145,13 @@ class SessionService:
                 return result
             except StaleDataError:
                 log.info("concurrent change detected, retrying (attempt %d)", attempt + 1)
+            except ContentRefused as refused:
+                # The story's transaction is rolled back; the audit record is kept on its own.
+                await self.guard.record_refusal(refused)
+                raise
+            except RateLimited as limited:
+                await self.guard.record_rate_limit(limited)
+                raise
         raise ConcurrentChange("The story changed while you were acting; please try again.")
 
     async def _load(
@@ -146,7 +171,35 @@ class SessionService:
                 "There is no story in this channel. Start one with `/story start`."
             )
         row = await repo.get_guild_settings(db=db, guild_id=story.guild_id)
-        return _Loaded(db=db, story=story, config=GuildConfig.from_row(row))
+        config = GuildConfig.from_row(row)
+        rating = await self._rating(
+            db, config, story.channel_id, story.parent_channel_id, story.age_restricted
+        )
+        return _Loaded(db=db, story=story, config=config, rating=rating)
+
+    @staticmethod
+    async def _rating(
+        db: AsyncSession,
+        config: GuildConfig,
+        channel_id: int,
+        parent_channel_id: int | None,
+        age_restricted: bool,
+    ) -> ContentRating:
+        """Return the rating in force: a channel (or parent) override, else the server's."""
+        override: ContentRating | None = None
+        for channel in (channel_id, parent_channel_id):
+            if channel is None:
+                continue
+            row = await repo.get_channel_settings(db=db, channel_id=channel)
+            if row is not None and row.content_rating is not None:
+                override = row.content_rating
+                break
+        return effective_rating(config, override, age_restricted=age_restricted)
+
+    def _check_content(
+        self, loaded: _Loaded, actor: Actor | None, text: str, kind: TextKind
+    ) -> None:
+        self.guard.check(loaded.config, loaded.rating, text, kind, loaded.where(actor))
 
     def _deadline(self, loaded: _Loaded) -> datetime:
         return self._clock() + timedelta(seconds=loaded.config.turn_timeout_seconds)
@@ -278,6 +331,8 @@ class SessionService:
             player = next((p for p in story.participants if p.user_id == actor.user_id), None)
             if player is None:
                 return None
+            loaded = await self._load(db, session_id=story.id)
+            self._check_content(loaded, actor, text, TextKind.TABLE_TALK)
             row = TableTalk(
                 session_id=story.id,
                 author_id=actor.user_id,
@@ -334,6 +389,11 @@ class SessionService:
                 )
             if await repo.get_open_session_in_channel(db=db, channel_id=channel_id):
                 raise InvalidState("A story is already running in this channel.")
+            rating = await self._rating(db, config, channel_id, parent_channel_id, age_restricted)
+            where = Where(guild_id=guild_id, channel_id=channel_id, user_id=actor.user_id)
+            self.guard.check(config, rating, title, TextKind.TITLE, where)
+            if premise:
+                self.guard.check(config, rating, premise, TextKind.PREMISE, where)
             story = StorySession(
                 guild_id=guild_id,
                 channel_id=channel_id,
@@ -509,6 +569,8 @@ class SessionService:
         async def work(db: AsyncSession) -> SessionView:
             loaded = await self._load(db, channel_id=channel_id)
             self._require_host(loaded, actor, "change the author's note")
+            if note:
+                self._check_content(loaded, actor, note, TextKind.AUTHORS_NOTE)
             loaded.story.authors_note = note
             return await self._refresh(db, loaded.story)
 
@@ -556,6 +618,9 @@ class SessionService:
             loaded = await self._load(db, channel_id=channel_id)
             writer = self._require_current_player(loaded, actor)
             clean = self._check_text(text, loaded.config)
+            if self._throttles is not None:
+                self._throttles.turn(loaded.where(actor))
+            self._check_content(loaded, actor, clean, TextKind.TURN)
             story = loaded.story
             turn = Turn(
                 session_id=story.id,
@@ -612,7 +677,9 @@ class SessionService:
                 raise InvalidState(
                     "Only your latest turn can be edited, and only before the next one is written."
                 )
-            last.text = self._check_text(text, loaded.config)
+            clean = self._check_text(text, loaded.config)
+            self._check_content(loaded, actor, clean, TextKind.TURN)
+            last.text = clean
             last.edited_at = self._clock()
             await db.flush()
             return TurnView.of(last)
@@ -812,6 +879,8 @@ class SessionService:
 
         async def work(db: AsyncSession) -> NarrationRequest:
             loaded = await self._load_for_narration(db, channel_id, actor, "call on")
+            if self._throttles is not None:
+                self._throttles.narration(loaded.where(actor))
             return self._request_narration(loaded.story, None)
 
         return await self._transaction(work)
@@ -824,6 +893,8 @@ class SessionService:
             last = await repo.last_turn(db=db, session_id=loaded.story.id)
             if last is None or last.kind != TurnKind.NARRATOR:
                 raise InvalidState("Only the narrator's latest passage can be retried.")
+            if self._throttles is not None:
+                self._throttles.narration(loaded.where(actor))
             return self._request_narration(loaded.story, last.number)
 
         return await self._transaction(work)
@@ -893,6 +964,32 @@ class SessionService:
                 return NarrationOutcome(
                     session=SessionView.of(story_row), turn=TurnView.of(existing), duplicate=True
                 )
+
+    async def regenerate_narration(self, session_id: int, job_id: str) -> NarrationRequest | None:
+        """Replace a pending narrator job whose text was filtered by a new job for the same turn."""
+
+        async def work(db: AsyncSession) -> NarrationRequest | None:
+            loaded = await self._load(db, session_id=session_id)
+            story = loaded.story
+            if story.narrator_job_id != job_id:
+                return None
+            return self._request_narration(story, story.narrator_retry_turn)
+
+        return await self._transaction(work)
+
+    async def content_rules(self, session_id: int) -> tuple[GuildConfig, ContentRating]:
+        """Return a story's server configuration and the content rating in force there."""
+        async with self._sessions() as db:
+            story = await repo.get_session(db=db, session_id=session_id)
+            if story is None:
+                raise SessionNotFound(f"There is no story with id {session_id}.")
+            config = GuildConfig.from_row(
+                await repo.get_guild_settings(db=db, guild_id=story.guild_id)
+            )
+            rating = await self._rating(
+                db, config, story.channel_id, story.parent_channel_id, story.age_restricted
+            )
+            return config, rating
 
     async def narration_failed(self, session_id: int, job_id: str) -> SessionView | None:
         """Give the turn back to the players when a narrator job could not be done."""
@@ -984,6 +1081,8 @@ class SessionService:
             me = loaded.participant_of(actor.user_id)
             if not (me is not None or self._has_host_powers(loaded, actor)):
                 raise PermissionDenied("Only players in this story can add lore.")
+            lore_text = "\n".join([name, *clean_keywords, text])
+            self._check_content(loaded, actor, lore_text, TextKind.LORE)
             entry = await repo.get_lore(db=db, session_id=loaded.story.id, name=name)
             if entry is None:
                 entry = LoreEntry(session_id=loaded.story.id, name=name, created_by=actor.user_id)

@@ -47,9 +47,23 @@ class Settings(BaseSettings):
     commands_per_minute: int = Field(
         20, ge=1, le=1000, description="Slash commands one member may use per minute"
     )
-    turns_per_minute: int = Field(6, ge=1, le=100, description="Turns one member may write per minute")
+    turns_per_minute: int = Field(
+        6, ge=1, le=100, description="Turns one member may write per minute"
+    )
     narrations_per_minute: int = Field(
         6, ge=1, le=100, description="Narrator passages one channel may ask for per minute"
+    )
+
+    discord_message_content: bool = Field(
+        True,
+        description="Read turns from plain messages (needs the Message Content intent); "
+        "false: /story write only",
+    )
+    discord_edit_interval_seconds: float = Field(
+        1.5, ge=0.5, le=30, description="Least time between edits of a streaming narrator message"
+    )
+    discord_command_guild_id: int | None = Field(
+        None, description="Register slash commands on this server only (instant; for development)"
     )
 
     @field_validator("database_url")

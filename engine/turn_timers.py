@@ -15,6 +15,9 @@ log = logging.getLogger(__name__)
 TimeoutListener = Callable[[TimeoutOutcome], Awaitable[None]]
 
 
+STOP_GRACE_SECONDS = 5.0
+
+
 class TurnTimeoutScheduler:
     """Sleep until the earliest stored deadline, expire overdue turns, repeat.
 
@@ -35,6 +38,7 @@ class TurnTimeoutScheduler:
         self._clock = clock
         self._max_sleep = max_sleep_seconds
         self._wake = asyncio.Event()
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
     def poke(self) -> None:
@@ -59,13 +63,15 @@ class TurnTimeoutScheduler:
 
     async def run(self) -> None:
         """Sweep forever; cancel the task to stop."""
-        while True:
+        while not self._stopping:
             try:
                 await self.sweep()
                 delay = await self._seconds_to_next_deadline()
             except Exception:
                 log.exception("turn timeout sweep failed; retrying shortly")
                 delay = min(5.0, self._max_sleep)
+            if self._stopping:
+                break
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=max(delay, 0.01))
@@ -73,12 +79,21 @@ class TurnTimeoutScheduler:
     def start(self) -> None:
         """Run in the background."""
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self.run(), name="turn-timeouts")
 
     async def stop(self) -> None:
         """Stop the background task."""
-        if self._task is not None:
+        if self._task is None:
+            return
+        # Let a sweep finish its database work: cancelling inside a transaction can leave
+        # the connection stuck. Cancel only a sweep that does not finish in time.
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout=STOP_GRACE_SECONDS)
+        except TimeoutError:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            self._task = None
+        self._task = None

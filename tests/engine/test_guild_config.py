@@ -45,3 +45,9 @@ async def test_malformed_configuration_is_refused_and_changes_nothing(
     with pytest.raises(InvalidSetting, match=message):
         await config_service.update(GUILD, MOD, **changes)
     assert await config_service.get(GUILD) == before
+
+
+async def test_unknown_default_genre_is_refused(config_service: GuildConfigService) -> None:
+    with pytest.raises(InvalidSetting, match="fantasy"):
+        await config_service.update(GUILD, MOD, default_genre="westernz")
+    assert (await config_service.get(GUILD)).default_genre == "fantasy"

@@ -15,6 +15,7 @@ class RecordingListener:
         self.stored: list[NarrationOutcome] = []
         self.failures: list[tuple[SessionView, str]] = []
         self.timeouts: list[TimeoutOutcome] = []
+        self.filtered: list[tuple[int, str, bool]] = []
         self.changed = asyncio.Condition()
 
     async def _notify(self) -> None:
@@ -31,6 +32,10 @@ class RecordingListener:
 
     async def narration_failed(self, session: SessionView, reason: str) -> None:
         self.failures.append((session, reason))
+        await self._notify()
+
+    async def narration_filtered(self, session: SessionView, job_id: str, replaced: bool) -> None:
+        self.filtered.append((session.id, job_id, replaced))
         await self._notify()
 
     async def timed_out(self, outcome: TimeoutOutcome) -> None:
