@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC
 from pathlib import Path
 
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.database_admin import DatabaseUnavailable, migrate, safe_url
 from engine.errors import StoryError
+from engine.export import ExportFormat, ExportOptions
 from engine.model.errors import ModelLoadError
 from engine.queue.errors import QueueError
 from engine.settings import Settings, get_settings
+from storage.database import create_engine, create_session_factory
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +101,31 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bot(args: argparse.Namespace) -> int:
+    """Connect to Discord and play stories there."""
+    from bot.discord.app import BotOptions, BotStartError, run_bot
+
+    settings = _settings()
+    if settings.discord_token is None:
+        return _fail(
+            "set TALEWEAVER_DISCORD_TOKEN to your bot's token (Developer Portal > Bot)"
+        )
+    options = BotOptions(
+        message_content=settings.discord_message_content,
+        edit_interval_seconds=settings.discord_edit_interval_seconds,
+        command_guild_id=settings.discord_command_guild_id,
+    )
+    try:
+        asyncio.run(
+            run_bot(settings, token=settings.discord_token.get_secret_value(), options=options)
+        )
+    except KeyboardInterrupt:
+        return 0
+    except (BotStartError, StoryError, ModelLoadError, QueueError) as exc:
+        return _fail(str(exc))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """Measure generation throughput through the real worker path."""
     from engine.bench import benchmark_generation
@@ -112,6 +142,135 @@ def cmd_bench(args: argparse.Namespace) -> int:
     except (ModelLoadError, QueueError, RuntimeError) as exc:
         return _fail(str(exc))
     print(report.format())
+    return 0
+
+
+# Stories in the database: list, export, import ------------------------------------------------
+@contextlib.asynccontextmanager
+async def _story_database(url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Migrate the database (as every command that opens it does) and yield a session factory."""
+    # Alembic's progress lines would bury the listing or the one line these commands print.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    await migrate(url)
+    engine = create_engine(url)
+    try:
+        yield create_session_factory(engine)
+    finally:
+        await engine.dispose()
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[int]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if i in numeric else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    return "\n".join(line(r) for r in [header, *rows])
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+async def _list_stories(url: str, guild_id: int | None) -> str:
+    from engine.sessions import SessionService
+
+    async with _story_database(url) as factory:
+        stories = await SessionService(factory).list_sessions(guild_id)
+    if not stories:
+        return "No stories." if guild_id is None else f"No stories on server {guild_id}."
+    rows = [
+        [
+            str(s.id),
+            _clip(s.title, 40),
+            str(s.status),
+            str(s.turn_count),
+            _clip(", ".join(p.display_name for p in s.participants), 40),
+            s.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+        ]
+        for s in stories
+    ]
+    header = ["id", "title", "status", "turns", "players", "created (UTC)"]
+    return _table(header, rows, numeric={0, 3})
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Print the stories in the database as a table."""
+    url = args.database_url or _settings().database_url
+    try:
+        print(asyncio.run(_list_stories(url, args.guild)))
+    except StoryError as exc:
+        return _fail(str(exc))
+    return 0
+
+
+async def _export_story(
+    url: str, session_id: int, fmt: ExportFormat, options: ExportOptions
+) -> tuple[str, bytes]:
+    from engine.export import ExportService
+    from engine.guild_config import GuildConfigService
+    from engine.sessions import SessionService
+
+    async with _story_database(url) as factory:
+        service = ExportService(SessionService(factory), GuildConfigService(factory))
+        file = await service.export(session_id, fmt, options)
+    return file.filename, file.data
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write a story to a file (or to stdout with --output -)."""
+    url = args.database_url or _settings().database_url
+    fmt = ExportFormat(args.format)
+    if args.output == "-" and not fmt.is_text:
+        return _fail(f"{fmt} is not a text format; write it to a file with --output PATH")
+    options = ExportOptions(
+        include_table_talk=args.table_talk, include_alternatives=args.alternatives
+    )
+    try:
+        filename, data = asyncio.run(_export_story(url, args.session, fmt, options))
+    except StoryError as exc:
+        return _fail(str(exc))
+    if args.output == "-":
+        sys.stdout.write(data.decode("utf-8"))
+        sys.stdout.flush()
+        return 0
+    target = Path(args.output) if args.output else Path(filename)
+    if target.is_dir():
+        target = target / filename
+    try:
+        target.write_bytes(data)
+    except OSError as exc:
+        return _fail(f"cannot write {target}: {exc.strerror or exc}")
+    print(f"wrote story {args.session} as {fmt} to {target} ({len(data):,} bytes)")
+    return 0
+
+
+async def _import_story(url: str, data: bytes, guild_id: int | None, channel_id: int | None) -> str:
+    from engine.story_import import import_story
+
+    async with _story_database(url) as factory:
+        view = await import_story(factory, data, guild_id=guild_id, channel_id=channel_id)
+    return (
+        f"imported {view.title!r} as story {view.id} ({view.turn_count} turns, {view.status}) "
+        f"on server {view.guild_id}, channel {view.channel_id}"
+    )
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Create a new story from a JSON file written by `taleweaver export --format json`."""
+    url = args.database_url or _settings().database_url
+    try:
+        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as exc:
+        return _fail(f"cannot read {args.file}: {exc.strerror or exc}")
+    try:
+        print(asyncio.run(_import_story(url, data, args.guild, args.channel)))
+    except StoryError as exc:
+        return _fail(str(exc))
     return 0
 
 
@@ -142,9 +301,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="stories", help="folder for /save (default: stories)")
     p.set_defaults(func=cmd_play)
 
+    p = sub.add_parser("bot", help="connect to Discord (TALEWEAVER_DISCORD_TOKEN) and play there")
+    p.set_defaults(func=cmd_bot)
+
     p = sub.add_parser("worker", help="serve generation jobs from the Redis queue")
     p.add_argument("--max-batch", type=int, default=8, help="most jobs generated together")
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("list", help="list the stories in the database")
+    p.add_argument("--guild", type=int, metavar="ID", help="only the stories of this server")
+    p.add_argument("--database-url", help="override TALEWEAVER_DATABASE_URL")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("export", help="write a story as Markdown, text, HTML, EPUB or JSON")
+    p.add_argument("session", type=int, metavar="SESSION", help="the story's id (see `list`)")
+    p.add_argument(
+        "--format",
+        choices=[f.value for f in ExportFormat],
+        default=ExportFormat.MARKDOWN.value,
+        help="file format (default: markdown); json can be read back with `import`",
+    )
+    p.add_argument("--table-talk", action="store_true", help="include out-of-character remarks")
+    p.add_argument(
+        "--alternatives", action="store_true", help="include earlier versions of narrator passages"
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="PATH",
+        help="file or folder to write (default: a file named after the story, here); "
+        "'-' writes text formats to stdout",
+    )
+    p.add_argument("--database-url", help="override TALEWEAVER_DATABASE_URL")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", help="add a story from a JSON export as a new story")
+    p.add_argument(
+        "file", metavar="FILE", help="a JSON file from `export --format json` ('-': stdin)"
+    )
+    p.add_argument(
+        "--guild", type=int, metavar="ID", help="put it on this server (default: its own)"
+    )
+    p.add_argument(
+        "--channel", type=int, metavar="ID", help="put it in this channel (default: its own)"
+    )
+    p.add_argument("--database-url", help="override TALEWEAVER_DATABASE_URL")
+    p.set_defaults(func=cmd_import)
 
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
     p = bench.add_parser("generate", help="single-stream vs batched generation throughput")

@@ -1,0 +1,1 @@
+"""The Discord front-end: client, cogs, persistent buttons and narrator message streaming."""

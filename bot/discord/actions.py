@@ -1,0 +1,175 @@
+"""Story actions shared by slash commands and message buttons."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, cast
+
+import discord
+
+from bot.discord.actors import actor_from_user
+from bot.discord.formatting import NO_MENTIONS, plain, turn_prompt
+from bot.discord.narrator_messages import partial_message
+from bot.discord.replies import SOMETHING_WENT_WRONG, reply, send_error
+from engine.errors import InvalidState, StoryError
+from engine.narration import NarratorBusy
+from engine.views import NarrationRequest, SessionView, UndoOutcome
+
+if TYPE_CHECKING:
+    from bot.discord.app import TaleweaverBot
+
+log = logging.getLogger(__name__)
+
+UNDONE_REACTION = "↩️"
+
+
+def story_bot(interaction: discord.Interaction[Any]) -> TaleweaverBot:
+    """Return the bot that received the interaction."""
+    return cast("TaleweaverBot", interaction.client)
+
+
+def channel_id_of(interaction: discord.Interaction[Any]) -> int:
+    """Return the interaction's channel id, refusing interactions outside a channel."""
+    if interaction.channel_id is None or interaction.guild_id is None:
+        raise InvalidState("Use this in a server channel where a story is played.")
+    return interaction.channel_id
+
+
+async def guarded(
+    interaction: discord.Interaction[Any], action: Callable[[], Awaitable[None]]
+) -> None:
+    """Run a button's action; refusals and failures become an ephemeral reply."""
+    try:
+        await action()
+    except StoryError as exc:
+        await send_error(interaction, str(exc))
+    except Exception:
+        log.exception("button %s failed", interaction.data)
+        await send_error(interaction, SOMETHING_WENT_WRONG)
+
+
+async def require_latest(
+    bot: TaleweaverBot, channel_id: int, session_id: int, number: int, verb: str
+) -> SessionView:
+    """Refuse a button pressed on a passage that is no longer the story's latest."""
+    view = await bot.runtime.sessions.in_channel(channel_id)
+    if view is None or view.id != session_id:
+        raise InvalidState("This story is no longer running in this channel.")
+    if view.turn_count != number:
+        raise InvalidState(
+            f"Only the latest passage can be {verb}; this one is older. "
+            f"Use `/story {'retry' if verb == 'retried' else 'undo'}` for the latest."
+        )
+    return view
+
+
+async def ask_narrator(
+    bot: TaleweaverBot,
+    interaction: discord.Interaction[Any],
+    request: NarrationRequest,
+    announcement: str,
+) -> None:
+    """Announce that the narrator was asked, then queue its job (busy: say so instead)."""
+    # Answer first: building the context and queueing can outlast the 3 s response window.
+    await reply(interaction, announcement)
+    try:
+        await bot.runtime.narrator.request(request)
+    except NarratorBusy as exc:
+        with contextlib.suppress(discord.HTTPException):
+            await interaction.edit_original_response(
+                content=f"⏳ {exc}", allowed_mentions=NO_MENTIONS
+            )
+
+
+async def retry_passage(
+    interaction: discord.Interaction[Any],
+    *,
+    session_id: int | None = None,
+    number: int | None = None,
+) -> None:
+    """Ask for another version of the narrator's latest passage."""
+    bot = story_bot(interaction)
+    channel_id = channel_id_of(interaction)
+    if session_id is not None and number is not None:
+        await require_latest(bot, channel_id, session_id, number, "retried")
+    actor = actor_from_user(interaction.user)
+    request = await bot.runtime.sessions.retry_narration(channel_id, actor)
+    await ask_narrator(
+        bot,
+        interaction,
+        request,
+        f"🔁 {plain(actor.display_name)} asked the narrator for another version.",
+    )
+
+
+async def undo_turn(
+    interaction: discord.Interaction[Any],
+    *,
+    session_id: int | None = None,
+    number: int | None = None,
+) -> None:
+    """Take back the latest turn and say whose turn it is now."""
+    bot = story_bot(interaction)
+    channel_id = channel_id_of(interaction)
+    if session_id is not None and number is not None:
+        await require_latest(bot, channel_id, session_id, number, "undone")
+    actor = actor_from_user(interaction.user)
+    outcome = await bot.runtime.sessions.undo(channel_id, actor)
+    # A pending narration the undo cancelled will never be stored: drop its partial text.
+    await bot.narration.discard_session(
+        outcome.session.id, keep_job=outcome.session.narrator_job_id
+    )
+    lead = f"↩️ {plain(actor.display_name)} took back {_describe_removed(outcome)}."
+    await announce(interaction, lead, outcome.session, actor_id=actor.user_id, prompt=True)
+    await _retire_removed_message(bot, interaction, outcome)
+
+
+async def announce(
+    interaction: discord.Interaction[Any],
+    lead: str,
+    view: SessionView,
+    *,
+    actor_id: int,
+    prompt: bool,
+) -> int | None:
+    """Post LEAD publicly; with PROMPT, add whose turn it is, pinging only that player.
+
+    The player is not pinged when they are the one acting: they already know.
+    """
+    bot = story_bot(interaction)
+    ping = turn_prompt(view, via_messages=bot.via_messages, lead=f"{lead} ") if prompt else None
+    if ping is None:
+        return await reply(interaction, lead)
+    current = view.current_player
+    mentions = ping.allowed_mentions
+    if current is not None and current.user_id == actor_id:
+        mentions = NO_MENTIONS
+    return await reply(interaction, ping.content, allowed_mentions=mentions)
+
+
+def _describe_removed(outcome: UndoOutcome) -> str:
+    removed = outcome.removed
+    if removed.is_narrator:
+        return f"the narrator's passage (turn {removed.number})"
+    return f"{plain(removed.author_name)}'s turn {removed.number}"
+
+
+async def _retire_removed_message(
+    bot: TaleweaverBot, interaction: discord.Interaction[Any], outcome: UndoOutcome
+) -> None:
+    """Delete an undone narrator message; mark an undone player message with a reaction."""
+    message_id = outcome.removed.discord_message_id
+    if message_id is None:
+        return
+    partial = partial_message(interaction.channel, message_id)
+    if partial is None:
+        return
+    try:
+        if outcome.removed.is_narrator:
+            await partial.delete()
+        else:
+            await partial.add_reaction(UNDONE_REACTION)
+    except discord.HTTPException as exc:
+        log.info("session %s: undone message not updated (%s)", outcome.session.id, exc)

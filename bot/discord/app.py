@@ -1,0 +1,282 @@
+"""The Discord client: intents, start-up, error handling, and `run_bot` for the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.discord.components import DYNAMIC_ITEMS, narrator_view
+from bot.discord.narrator_messages import DEFAULT_EDIT_INTERVAL, DiscordNarrationListener
+from bot.discord.replies import SOMETHING_WENT_WRONG, send_error
+from bot.discord.throttle import MonotonicClock
+from engine.content_guard import RateLimited, Where
+from engine.errors import StoryError
+from engine.export import ExportService
+from engine.narration import NarrationListener
+from engine.runtime import StoryRuntime
+from engine.sessions import Clock, utc_now
+from engine.settings import Settings
+from engine.turn_timers import TimeoutListener
+
+log = logging.getLogger(__name__)
+
+RuntimeFactory = Callable[[NarrationListener, TimeoutListener], Awaitable[StoryRuntime]]
+ProcessorFactory = Callable[[], Awaitable[Callable[..., object]]]
+
+# The turns cog reads plain messages, which needs the privileged message content intent.
+ALWAYS_LOADED_COGS = ("bot.discord.cogs.story", "bot.discord.cogs.storyconfig")
+MESSAGE_COGS = ("bot.discord.cogs.turns",)
+# On shutdown, give passages being finished this long to reach Discord.
+CLOSE_DRAIN_SECONDS = 5.0
+
+
+class BotStartError(RuntimeError):
+    """The bot could not connect; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class BotOptions:
+    """How the bot behaves on Discord (the story rules themselves live in the engine)."""
+
+    # Read turns from plain messages. Needs the privileged Message Content intent enabled in
+    # the Developer Portal; without it players write with `/story write`.
+    message_content: bool = True
+    # Least time between two edits of one streaming narrator message.
+    edit_interval_seconds: float = DEFAULT_EDIT_INTERVAL
+    # Register the slash commands with Discord at start-up.
+    sync_commands: bool = True
+    # Register them on this server only (instant; for development) instead of globally.
+    command_guild_id: int | None = None
+    # How long a refusal answering a plain message stays before it deletes itself.
+    refusal_seconds: float = 15.0
+
+
+def build_intents(*, message_content: bool) -> discord.Intents:
+    """Return the minimal intents: servers, their messages, and optionally message content."""
+    intents = discord.Intents.none()
+    intents.guilds = True
+    intents.guild_messages = True
+    intents.message_content = message_content
+    return intents
+
+
+class StoryCommandTree(app_commands.CommandTree["TaleweaverBot"]):
+    """A command tree whose errors become ephemeral replies that say what to do."""
+
+    async def interaction_check(self, interaction: discord.Interaction[TaleweaverBot], /) -> bool:
+        """Refuse members who use commands faster than the server's rate limit."""
+        if interaction.type != discord.InteractionType.application_command:
+            return True  # autocomplete suggestions are not actions
+        where = Where(
+            guild_id=interaction.guild_id or 0,
+            channel_id=interaction.channel_id,
+            user_id=interaction.user.id,
+        )
+        try:
+            interaction.client.runtime.throttles.command(where)
+        except RateLimited as limited:
+            await interaction.client.runtime.sessions.guard.record_rate_limit(limited)
+            await send_error(interaction, str(limited))
+            return False
+        return True
+
+    async def on_error(
+        self, interaction: discord.Interaction[TaleweaverBot], error: app_commands.AppCommandError
+    ) -> None:
+        """Explain refusals to the user; log anything unexpected."""
+        await send_error(interaction, explain_command_error(interaction, error))
+
+
+def explain_command_error(
+    interaction: discord.Interaction[Any], error: app_commands.AppCommandError
+) -> str:
+    """Return the user-facing message for a failed command (and log unexpected failures)."""
+    original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+    if isinstance(original, StoryError):
+        return str(original)
+    if isinstance(error, app_commands.NoPrivateMessage):
+        return "Stories live in server channels: use this command there."
+    if isinstance(error, app_commands.MissingPermissions):
+        return "You need the Manage Server permission (or the moderator role) for this."
+    if isinstance(error, app_commands.BotMissingPermissions):
+        missing = ", ".join(p.replace("_", " ") for p in error.missing_permissions)
+        return f"I am missing permissions in this channel: {missing}. Ask a moderator."
+    if isinstance(error, app_commands.CommandOnCooldown):
+        return f"Slow down: try again in {error.retry_after:.0f} s."
+    if isinstance(error, app_commands.CheckFailure):
+        return "You cannot use this command here."
+    if isinstance(error, app_commands.TransformerError):
+        return f"That value was not understood: {error.value!r}."
+    command = interaction.command.qualified_name if interaction.command else "?"
+    log.error("command /%s failed", command, exc_info=original)
+    return SOMETHING_WENT_WRONG
+
+
+def _log_progress(message: str) -> None:
+    # Loading (and on first start converting) the model takes a while; say what is happening.
+    log.info("%s", message)
+
+
+class TaleweaverBot(commands.Bot):
+    """The Taleweaver Discord bot: opens the story runtime and plays stories in channels."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        options: BotOptions | None = None,
+        runtime_factory: RuntimeFactory | None = None,
+        processor_factory: ProcessorFactory | None = None,
+        clock: Clock = utc_now,
+        monotonic: MonotonicClock = time.monotonic,
+        **client_options: Any,
+    ) -> None:
+        self.settings = settings
+        self.options = options or BotOptions()
+        self._runtime_factory = runtime_factory
+        self._processor_factory = processor_factory
+        self._clock = clock
+        self._runtime: StoryRuntime | None = None
+        self._exports: ExportService | None = None
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            help_command=None,
+            tree_cls=StoryCommandTree,
+            intents=build_intents(message_content=self.options.message_content),
+            allowed_mentions=discord.AllowedMentions.none(),
+            **client_options,
+        )
+        self.narration = DiscordNarrationListener(
+            self.resolve_channel,
+            view_factory=narrator_view,
+            via_messages=self.options.message_content,
+            edit_interval=self.options.edit_interval_seconds,
+            clock=monotonic,
+        )
+
+    @property
+    def via_messages(self) -> bool:
+        """Tell whether players may write turns as plain messages."""
+        return self.options.message_content
+
+    @property
+    def runtime(self) -> StoryRuntime:
+        """Return the opened story runtime."""
+        if self._runtime is None:
+            raise RuntimeError("the story runtime is not open yet")
+        return self._runtime
+
+    @property
+    def exports(self) -> ExportService:
+        """Return the export service."""
+        if self._exports is None:
+            raise RuntimeError("the story runtime is not open yet")
+        return self._exports
+
+    async def _open_runtime(self) -> StoryRuntime:
+        if self._runtime_factory is not None:
+            return await self._runtime_factory(self.narration, self.narration.timed_out)
+        return await StoryRuntime.open(
+            self.settings,
+            listener=self.narration,
+            on_timeout=self.narration.timed_out,
+            clock=self._clock,
+            load_progress=_log_progress,
+            processor_factory=self._processor_factory,
+        )
+
+    async def setup_hook(self) -> None:
+        """Open the runtime, register persistent buttons, load cogs and sync commands."""
+        self._runtime = await self._open_runtime()
+        self.narration.bind(self._runtime.sessions)
+        self._exports = ExportService(
+            self._runtime.sessions, self._runtime.configs, clock=self._clock
+        )
+        self.add_dynamic_items(*DYNAMIC_ITEMS)
+        cogs = ALWAYS_LOADED_COGS + (MESSAGE_COGS if self.options.message_content else ())
+        for name in cogs:
+            await self.load_extension(name)
+        if not self.options.message_content:
+            log.info("message content intent off: players write turns with /story write")
+        if self.options.sync_commands:
+            await self.sync_commands()
+
+    async def sync_commands(self) -> None:
+        """Register the slash commands (on the development server only, when one is set)."""
+        guild_id = self.options.command_guild_id
+        if guild_id is None:
+            synced = await self.tree.sync()
+            log.info("synced %d commands globally", len(synced))
+            return
+        guild = discord.Object(id=guild_id)
+        self.tree.copy_global_to(guild=guild)
+        synced = await self.tree.sync(guild=guild)
+        log.info("synced %d commands to server %s", len(synced), guild_id)
+
+    async def close(self) -> None:
+        """Finish passages in flight, disconnect, then stop the narrator, timers and database."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.narration.drain(), timeout=CLOSE_DRAIN_SECONDS)
+        try:
+            await super().close()
+        finally:
+            await self.narration.close()
+            if self._runtime is not None:
+                runtime, self._runtime = self._runtime, None
+                await runtime.close()
+
+    async def on_message(self, message: discord.Message, /) -> None:
+        """Ignore text commands: every command is a slash command (the turns cog listens too)."""
+
+    async def on_ready(self) -> None:
+        """Log who we are once connected."""
+        user = self.user
+        log.info(
+            "connected as %s (%s) to %d servers", user, user.id if user else "?", len(self.guilds)
+        )
+
+    async def on_error(self, event_method: str, /, *args: Any, **kwargs: Any) -> None:
+        """Log errors from event handlers instead of printing them."""
+        log.exception("unhandled error in %s", event_method)
+
+    async def resolve_channel(self, channel_id: int) -> discord.abc.Messageable | None:
+        """Return a channel or thread by id, fetching it when it is not cached (after a restart)."""
+        channel: Any = self.get_channel(channel_id)
+        if channel is None:
+            try:
+                channel = await self.fetch_channel(channel_id)
+            except discord.HTTPException as exc:
+                log.warning("channel %s cannot be reached: %s", channel_id, exc)
+                return None
+        if not isinstance(channel, discord.abc.Messageable):
+            log.warning("channel %s cannot hold messages", channel_id)
+            return None
+        return channel
+
+
+async def run_bot(settings: Settings, *, token: str, options: BotOptions | None = None) -> None:
+    """Connect to Discord with TOKEN and play stories until interrupted."""
+    bot = TaleweaverBot(settings, options=options)
+    try:
+        async with bot:
+            await bot.start(token)
+    except discord.LoginFailure as exc:
+        raise BotStartError(
+            "Discord refused the token: copy it again from the Developer Portal "
+            "(Bot > Reset Token) into TALEWEAVER_DISCORD_TOKEN."
+        ) from exc
+    except discord.PrivilegedIntentsRequired as exc:
+        raise BotStartError(
+            "The Message Content intent is not enabled for this bot: enable it in the "
+            "Developer Portal (Bot > Privileged Gateway Intents), or turn message turns off "
+            "so players write with /story write."
+        ) from exc

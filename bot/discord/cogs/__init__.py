@@ -1,0 +1,1 @@
+"""Feature packages loaded as discord.py extensions; each package's __init__ holds only setup()."""

@@ -1,0 +1,136 @@
+"""Plain messages as turns: the current player's message is their turn.
+
+Only loaded with the message content intent. Out-of-turn messages are not recorded and get
+a ⏳ reaction; `((` and `//` start table talk. A refused turn gets a ❌ reaction (which
+stays) and a reply with the reason that deletes itself: one lasting mark, no clutter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord.ext import commands
+
+from bot.discord.actors import actor_from_user
+from bot.discord.formatting import NO_MENTIONS, truncate, turn_prompt
+from bot.discord.narrator_messages import send_ping
+from bot.discord.turn_rules import MessageRole, classify_message, is_table_talk, table_talk_text
+from engine.errors import InvalidState, NotYourTurn, StoryError
+from engine.narration import NarratorBusy
+
+if TYPE_CHECKING:
+    from bot.discord.app import TaleweaverBot
+
+log = logging.getLogger(__name__)
+
+WAITING_REACTION = "⏳"
+REFUSED_REACTION = "❌"
+# Messages people write, as opposed to joins, pins and other system messages.
+WRITTEN_TYPES = (discord.MessageType.default, discord.MessageType.reply)
+
+
+class TurnsCog(commands.Cog):
+    """Record the current player's messages as turns and their edits as edits."""
+
+    def __init__(self, bot: TaleweaverBot) -> None:
+        self.bot = bot
+
+    @staticmethod
+    def _is_candidate(message: discord.Message) -> bool:
+        return (
+            message.guild is not None
+            and not message.author.bot
+            and message.webhook_id is None
+            and message.type in WRITTEN_TYPES
+        )
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        """Treat a player's message as a turn, table talk, or an out-of-turn remark."""
+        if not self._is_candidate(message):
+            return
+        text = message.content.strip()
+        if not text:
+            return  # an image or sticker alone is not a turn
+        sessions = self.bot.runtime.sessions
+        channel_id = message.channel.id
+        actor = actor_from_user(message.author)
+        if is_table_talk(text):
+            talk = table_talk_text(text)
+            if talk:
+                await sessions.record_table_talk(channel_id, actor, talk, message_id=message.id)
+            return
+        view = await sessions.in_channel(channel_id)
+        role = classify_message(view, actor.user_id)
+        if role is MessageRole.IGNORE:
+            return
+        if role is MessageRole.OUT_OF_TURN:
+            await self._react(message, WAITING_REACTION)
+            return
+        try:
+            outcome = await sessions.submit_turn(channel_id, actor, text, message_id=message.id)
+        except NotYourTurn:
+            # Someone else's turn landed first.
+            await self._react(message, WAITING_REACTION)
+            return
+        except StoryError as exc:
+            await self.refuse(message, str(exc))
+            return
+        if outcome.narration is not None:
+            try:
+                await self.bot.runtime.narrator.request(outcome.narration)
+            except NarratorBusy as exc:
+                with contextlib.suppress(discord.HTTPException):
+                    await message.reply(
+                        f"⏳ {exc}", allowed_mentions=NO_MENTIONS, mention_author=False
+                    )
+            return
+        await send_ping(message.channel, turn_prompt(outcome.session, via_messages=True))
+
+    @commands.Cog.listener()
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        """Apply an edit of a player's latest turn to the story."""
+        message = payload.message
+        if not self._is_candidate(message) or "content" not in payload.data:
+            return
+        before = payload.cached_message
+        if before is not None and before.content == message.content:
+            return  # an embed unfurled; the text did not change
+        text = message.content.strip()
+        if not text or is_table_talk(text):
+            return
+        sessions = self.bot.runtime.sessions
+        view = await sessions.in_channel(payload.channel_id)
+        if view is None or not any(p.user_id == message.author.id for p in view.participants):
+            return
+        actor = actor_from_user(message.author)
+        try:
+            await sessions.edit_turn(payload.channel_id, actor, text, message_id=message.id)
+        except InvalidState:
+            # Not their latest turn (or not a turn at all): nothing in the story changes.
+            return
+        except StoryError as exc:
+            await self.refuse(message, f"Your edit was not saved: {exc}")
+            return
+        log.debug("session %s: turn message %s edited", view.id, message.id)
+
+    async def refuse(self, message: discord.Message, reason: str) -> None:
+        """Mark a message as not recorded and say why in a reply that deletes itself."""
+        await self._react(message, REFUSED_REACTION)
+        with contextlib.suppress(discord.HTTPException):
+            await message.reply(
+                truncate(f"{REFUSED_REACTION} {reason}", 2000),
+                allowed_mentions=NO_MENTIONS,
+                mention_author=False,
+                delete_after=self.bot.options.refusal_seconds,
+            )
+
+    @staticmethod
+    async def _react(message: discord.Message, emoji: str) -> None:
+        try:
+            await message.add_reaction(emoji)
+        except discord.HTTPException as exc:
+            log.info("could not react to message %s: %s", message.id, exc)

@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from bot.discord.app import BotOptions, TaleweaverBot, build_intents
+from bot.discord.components import DYNAMIC_ITEMS
+from engine.settings import Settings
+
+NAME = re.compile(r"^[-_\w]{1,32}$")
+MANAGE_GUILD = 1 << 5
+
+
+class FakeRuntime:
+    def __init__(self) -> None:
+        self.sessions = SimpleNamespace()
+        self.configs = SimpleNamespace()
+        self.closed = False
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def started_bot(**options: Any) -> tuple[TaleweaverBot, FakeRuntime, list[Any]]:
+    runtime = FakeRuntime()
+    opened_with: list[Any] = []
+
+    async def factory(listener: Any, on_timeout: Any) -> Any:
+        opened_with.extend([listener, on_timeout])
+        return runtime
+
+    bot = TaleweaverBot(
+        Settings(),
+        options=BotOptions(sync_commands=False, **options),
+        runtime_factory=factory,
+    )
+    await bot.setup_hook()
+    return bot, runtime, opened_with
+
+
+def test_intents_are_minimal() -> None:
+    with_content = build_intents(message_content=True)
+    assert {name for name, on in with_content if on} == {
+        "guilds",
+        "guild_messages",
+        "message_content",
+    }
+    without = build_intents(message_content=False)
+    assert {name for name, on in without if on} == {"guilds", "guild_messages"}
+
+
+async def test_setup_opens_the_runtime_and_loads_every_feature() -> None:
+    bot, runtime, opened_with = await started_bot()
+    try:
+        assert opened_with == [bot.narration, bot.narration.timed_out]
+        assert bot.runtime is runtime
+        assert set(bot.cogs) == {"StoryCog", "StoryConfigCog", "TurnsCog"}
+        registered = set(bot._connection._view_store._dynamic_items.values())
+        assert registered == set(DYNAMIC_ITEMS)
+        assert bot.allowed_mentions is not None
+        assert bot.allowed_mentions.to_dict() == {"parse": []}
+    finally:
+        await bot.close()
+    assert runtime.closed
+
+
+async def test_without_message_content_turns_come_only_from_slash_commands() -> None:
+    bot, _, _ = await started_bot(message_content=False)
+    try:
+        assert "TurnsCog" not in bot.cogs
+        assert not bot.intents.message_content
+        assert not bot.via_messages
+    finally:
+        await bot.close()
+
+
+def test_runtime_is_unavailable_before_setup() -> None:
+    bot = TaleweaverBot(Settings())
+    with pytest.raises(RuntimeError):
+        _ = bot.runtime
+
+
+@pytest.fixture
+async def command_payloads() -> list[dict[str, Any]]:
+    bot, _, _ = await started_bot()
+    try:
+        return [command.to_dict(bot.tree) for command in bot.tree.get_commands()]
+    finally:
+        await bot.close()
+
+
+def walk_options(options: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    found = []
+    for option in options:
+        found.append(option)
+        found.extend(walk_options(option.get("options", [])))
+    return found
+
+
+def text_size(payload: dict[str, Any]) -> int:
+    size = len(payload["name"]) + len(payload.get("description", ""))
+    for option in walk_options(payload.get("options", [])):
+        size += len(option["name"]) + len(option["description"])
+        for choice in option.get("choices", []):
+            size += len(choice["name"]) + len(str(choice["value"]))
+    return size
+
+
+def test_commands_are_the_two_groups(command_payloads: list[dict[str, Any]]) -> None:
+    assert sorted(p["name"] for p in command_payloads) == ["story", "storyconfig"]
+
+
+def test_every_command_and_option_is_described_and_well_named(
+    command_payloads: list[dict[str, Any]],
+) -> None:
+    for payload in command_payloads:
+        for option in [payload, *walk_options(payload.get("options", []))]:
+            assert NAME.match(option["name"]) and option["name"] == option["name"].lower()
+            assert 1 <= len(option["description"]) <= 100
+            assert len(option.get("choices", [])) <= 25
+
+
+def test_commands_fit_discords_size_limit(command_payloads: list[dict[str, Any]]) -> None:
+    for payload in command_payloads:
+        assert text_size(payload) <= 8000
+
+
+def test_commands_are_for_servers_only(command_payloads: list[dict[str, Any]]) -> None:
+    for payload in command_payloads:
+        assert payload["contexts"] == [0]
+
+
+def test_configuration_needs_manage_server_by_default(
+    command_payloads: list[dict[str, Any]],
+) -> None:
+    config = next(p for p in command_payloads if p["name"] == "storyconfig")
+    assert int(config["default_member_permissions"]) == MANAGE_GUILD
+    story = next(p for p in command_payloads if p["name"] == "story")
+    assert story["default_member_permissions"] is None
+
+
+def test_story_commands_are_all_there(command_payloads: list[dict[str, Any]]) -> None:
+    story = next(p for p in command_payloads if p["name"] == "story")
+    names = {o["name"] for o in story["options"]}
+    assert names >= {
+        "start",
+        "join",
+        "leave",
+        "begin",
+        "write",
+        "status",
+        "skip",
+        "undo",
+        "retry",
+        "continue",
+        "recap",
+        "pause",
+        "resume",
+        "end",
+        "export",
+        "lore",
+    }
+    lore = next(o for o in story["options"] if o["name"] == "lore")
+    assert {o["name"] for o in lore["options"]} == {"add", "list", "remove"}

@@ -1,0 +1,176 @@
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import discord
+import pytest
+
+from bot.discord.app import BotOptions
+from bot.discord.cogs.turns.cog import REFUSED_REACTION, WAITING_REACTION, TurnsCog
+from engine.narration import NarratorBusy
+from engine.views import NarrationRequest
+
+from support.stories import ALICE, BOB, CHANNEL, GUILD, MOD, started
+
+CARA_ID = 3
+
+
+class FakeNarrator:
+    def __init__(self, busy: bool = False) -> None:
+        self.requests: list[NarrationRequest] = []
+        self.busy = busy
+
+    async def request(self, request: NarrationRequest) -> int:
+        if self.busy:
+            raise NarratorBusy("The narrator is busy: 9 stories are waiting.")
+        self.requests.append(request)
+        return 1
+
+
+@pytest.fixture
+def narrator() -> FakeNarrator:
+    return FakeNarrator()
+
+
+@pytest.fixture
+def cog(story_db: SimpleNamespace, narrator: FakeNarrator) -> TurnsCog:
+    runtime = SimpleNamespace(sessions=story_db.sessions, narrator=narrator)
+    return TurnsCog(SimpleNamespace(runtime=runtime, options=BotOptions()))  # type: ignore[arg-type]
+
+
+def message_from(fake: SimpleNamespace, actor: Any, text: str, **kwargs: Any) -> Any:
+    author = fake.Author(actor.user_id, actor.display_name, **kwargs)
+    return fake.Message(fake.Channel(CHANNEL), text, author=author)
+
+
+async def test_current_players_message_becomes_their_turn(
+    cog: TurnsCog, story_db: SimpleNamespace, narrator: FakeNarrator, fake: SimpleNamespace
+) -> None:
+    view = await started(story_db.sessions, ALICE, BOB)
+    message = message_from(fake, ALICE, "Alice lights the lamp.")
+    await cog.on_message(message)
+    (turn,) = await story_db.sessions.turns(view.id)
+    assert turn.text == "Alice lights the lamp." and turn.discord_message_id == message.id
+    assert len(narrator.requests) == 1
+    assert message.reactions == [] and message.replies == []
+
+
+async def test_out_of_turn_message_is_not_recorded(
+    cog: TurnsCog, story_db: SimpleNamespace, narrator: FakeNarrator, fake: SimpleNamespace
+) -> None:
+    view = await started(story_db.sessions, ALICE, BOB)
+    message = message_from(fake, BOB, "Bob jumps in early.")
+    await cog.on_message(message)
+    assert await story_db.sessions.turns(view.id) == []
+    assert message.reactions == [WAITING_REACTION] and message.replies == []
+    assert message.channel.sent == []
+
+
+@pytest.mark.parametrize("bot_author", [False, True])
+async def test_non_players_and_bots_are_ignored(
+    cog: TurnsCog, story_db: SimpleNamespace, fake: SimpleNamespace, bot_author: bool
+) -> None:
+    view = await started(story_db.sessions, ALICE, BOB)
+    author = ALICE if bot_author else SimpleNamespace(user_id=CARA_ID, display_name="Cara")
+    message = message_from(fake, author, "Hello there", bot=bot_author)
+    await cog.on_message(message)
+    assert await story_db.sessions.turns(view.id) == []
+    assert message.reactions == [] and message.replies == []
+
+
+async def test_table_talk_is_kept_but_is_not_a_turn(
+    cog: TurnsCog, story_db: SimpleNamespace, fake: SimpleNamespace
+) -> None:
+    view = await started(story_db.sessions, ALICE, BOB)
+    await cog.on_message(message_from(fake, ALICE, "((brb, tea))"))
+    await cog.on_message(message_from(fake, BOB, "// loving this"))
+    transcript = await story_db.sessions.transcript(view.id)
+    assert transcript.turns == ()
+    assert [t.text for t in transcript.table_talk] == ["brb, tea", "loving this"]
+
+
+async def test_refused_turn_gets_a_mark_and_a_reply_that_deletes_itself(
+    cog: TurnsCog, story_db: SimpleNamespace, fake: SimpleNamespace
+) -> None:
+    await story_db.configs.update(GUILD, MOD, max_turn_chars=20)
+    view = await started(story_db.sessions, ALICE, BOB)
+    message = message_from(fake, ALICE, "This turn is far too long for the server's rules.")
+    await cog.on_message(message)
+    assert await story_db.sessions.turns(view.id) == []
+    assert message.reactions == [REFUSED_REACTION]
+    ((reason, kwargs),) = message.replies
+    assert "too long" in reason
+    assert kwargs["delete_after"] == BotOptions().refusal_seconds
+    assert kwargs["allowed_mentions"].to_dict() == {"parse": []}
+    assert kwargs["mention_author"] is False
+
+
+async def test_next_player_is_pinged_when_the_narrator_waits(
+    cog: TurnsCog, story_db: SimpleNamespace, narrator: FakeNarrator, fake: SimpleNamespace
+) -> None:
+    await story_db.configs.update(GUILD, MOD, narrator_cadence="on_demand")
+    await started(story_db.sessions, ALICE, BOB)
+    message = message_from(fake, ALICE, "Alice opens the door.")
+    await cog.on_message(message)
+    assert narrator.requests == []
+    (ping,) = message.channel.sent
+    assert f"<@{BOB.user_id}>" in ping.content
+    assert message.channel.send_kwargs[0]["allowed_mentions"].to_dict()["users"] == [BOB.user_id]
+
+
+async def test_busy_narrator_is_explained(story_db: SimpleNamespace, fake: SimpleNamespace) -> None:
+    runtime = SimpleNamespace(sessions=story_db.sessions, narrator=FakeNarrator(busy=True))
+    cog = TurnsCog(SimpleNamespace(runtime=runtime, options=BotOptions()))  # type: ignore[arg-type]
+    await started(story_db.sessions, ALICE, BOB)
+    message = message_from(fake, ALICE, "Alice opens the door.")
+    await cog.on_message(message)
+    ((reply, _),) = message.replies
+    assert "busy" in reply
+
+
+def edit_of(message: Any, text: str) -> Any:
+    before = SimpleNamespace(content=message.content)
+    message.content = text
+    return SimpleNamespace(
+        message=message,
+        data={"content": text},
+        cached_message=before,
+        channel_id=message.channel.id,
+    )
+
+
+async def test_editing_the_latest_turn_updates_it(
+    cog: TurnsCog, story_db: SimpleNamespace, fake: SimpleNamespace
+) -> None:
+    await story_db.configs.update(GUILD, MOD, narrator_cadence="on_demand")
+    view = await started(story_db.sessions, ALICE, BOB)
+    message = message_from(fake, ALICE, "Alice opens the dor.")
+    await cog.on_message(message)
+    await cog.on_raw_message_edit(edit_of(message, "Alice opens the door."))
+    (turn,) = await story_db.sessions.turns(view.id)
+    assert turn.text == "Alice opens the door." and turn.edited_at is not None
+
+
+async def test_editing_an_older_message_changes_nothing(
+    cog: TurnsCog, story_db: SimpleNamespace, fake: SimpleNamespace
+) -> None:
+    await story_db.configs.update(GUILD, MOD, narrator_cadence="on_demand")
+    view = await started(story_db.sessions, ALICE, BOB)
+    first = message_from(fake, ALICE, "Alice opens the door.")
+    await cog.on_message(first)
+    await cog.on_message(message_from(fake, BOB, "Bob follows."))
+    await cog.on_raw_message_edit(edit_of(first, "Alice slams the door."))
+    turns = await story_db.sessions.turns(view.id)
+    assert [t.text for t in turns] == ["Alice opens the door.", "Bob follows."]
+    assert first.replies == [] and first.reactions == []
+
+
+async def test_system_messages_are_ignored(
+    cog: TurnsCog, story_db: SimpleNamespace, fake: SimpleNamespace
+) -> None:
+    view = await started(story_db.sessions, ALICE, BOB)
+    message = message_from(fake, ALICE, "Alice pinned a message.")
+    message.type = discord.MessageType.pins_add
+    await cog.on_message(message)
+    assert await story_db.sessions.turns(view.id) == []
