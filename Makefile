@@ -26,17 +26,21 @@ lint: $(STAMP)
 	$(BIN)/ruff check bot engine storage migrations tests
 	$(BIN)/mypy
 
-# The HTML export is checked in a real headless Chromium: Debian's package, installed
-# here when missing (needs root and apt-get; elsewhere install `chromium` yourself).
+# The HTML export is checked in a real headless Chromium and the EPUB with epubcheck:
+# Debian's packages, installed here when missing (needs root and apt-get; elsewhere
+# install `chromium` and `epubcheck` yourself).
 CHROMIUM := /usr/bin/chromium
-$(CHROMIUM):
-	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-		echo "installing Debian's chromium for the browser test"; \
-		apt-get install -y -q --no-install-recommends chromium >/dev/null \
-		|| (apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null); \
-	else echo "chromium is missing: install it for the browser test"; fi
+EPUBCHECK := /usr/bin/epubcheck
+$(CHROMIUM) $(EPUBCHECK):
+	@package=$(notdir $@); \
+	if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian's $$package for the export tests"; \
+		apt-get install -y -q --no-install-recommends $$package >/dev/null \
+		|| (apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $$package >/dev/null) \
+		|| echo "could not install $$package"; \
+	else echo "$$package is missing: install it for the export tests"; fi
 
-pytest: $(STAMP) $(CHROMIUM)
+pytest: $(STAMP) $(CHROMIUM) $(EPUBCHECK)
 	$(BIN)/pytest
 
 test: lint pytest
