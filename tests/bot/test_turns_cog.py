@@ -90,6 +90,18 @@ async def test_table_talk_is_kept_but_is_not_a_turn(
     assert [t.text for t in transcript.table_talk] == ["brb, tea", "loving this"]
 
 
+async def test_table_talk_breaking_the_rules_is_not_kept_and_is_marked(
+    cog: TurnsCog, story_db: SimpleNamespace, fake: SimpleNamespace
+) -> None:
+    await story_db.configs.update(GUILD, MOD, blocked_words=["moonstone"])
+    view = await started(story_db.sessions, ALICE, BOB)
+    message = message_from(fake, BOB, "// where is the moonstone lol")
+    await cog.on_message(message)
+    assert (await story_db.sessions.transcript(view.id)).table_talk == ()
+    assert message.reactions == [REFUSED_REACTION]
+    assert "rephrase" in message.replies[0][0]
+
+
 async def test_refused_turn_gets_a_mark_and_a_reply_that_deletes_itself(
     cog: TurnsCog, story_db: SimpleNamespace, fake: SimpleNamespace
 ) -> None:

@@ -61,7 +61,13 @@ class TurnsCog(commands.Cog):
         if is_table_talk(text):
             talk = table_talk_text(text)
             if talk:
-                await sessions.record_table_talk(channel_id, actor, talk, message_id=message.id)
+                try:
+                    await sessions.record_table_talk(
+                        channel_id, actor, talk, message_id=message.id
+                    )
+                except StoryError as exc:
+                    # Table talk breaking the rules is not kept; say why, like for a turn.
+                    await self.refuse(message, str(exc))
             return
         view = await sessions.in_channel(channel_id)
         role = classify_message(view, actor.user_id)
