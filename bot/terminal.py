@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from typing import TextIO
 
 from engine.actors import Actor
 from engine.errors import StoryError
+from engine.export import ExportFormat, ExportOptions, ExportService
 from engine.narration import NarratorBusy
 from engine.runtime import StoryRuntime
 from engine.settings import Settings
@@ -82,30 +82,17 @@ class TerminalListener:
         self._write(f"\n({outcome.skipped.display_name} ran out of time{away}.)\n")
 
 
-def transcript_markdown(runtime_title: str, turns: list[tuple[str, str]]) -> str:
-    """Render a simple Markdown transcript (title, then each passage with its author)."""
-    lines = [f"# {runtime_title}", ""]
-    for author, text in turns:
-        lines += [f"**{author}:** {text}", ""]
-    return "\n".join(lines)
-
-
-def slug(text: str) -> str:
-    """Return a file-name friendly form of a title."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "story"
-
-
 async def save_story(runtime: StoryRuntime, session_id: int, folder: Path) -> Path:
-    """Write the story's transcript as Markdown and return the file."""
-    transcript = await runtime.sessions.transcript(session_id)
-    path = folder / f"{slug(transcript.session.title)}-{session_id}.md"
-    text = transcript_markdown(
-        transcript.session.title, [(t.author_name, t.text) for t in transcript.turns]
+    """Write the story as Markdown (the same export as `/story export`) and return the file."""
+    exported = await ExportService(runtime.sessions, runtime.configs).export(
+        session_id, ExportFormat.MARKDOWN, ExportOptions(include_table_talk=True)
     )
+    stem, _, extension = exported.filename.rpartition(".")
+    path = folder / f"{stem}-{session_id}.{extension}"
 
     def write() -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        path.write_bytes(exported.data)
 
     await asyncio.to_thread(write)
     return path

@@ -114,4 +114,6 @@ async def test_terminal_table_plays_a_round_with_several_players(
     turns = await runtime.sessions.turns(view.id)
     assert [t.author_name for t in turns] == ["Mira", "Narrator"]
     assert "Saved to" in out and "the-lamp-" in out
+    [saved] = tmp_path.glob("the-lamp-*.md")
+    assert "Mira climbs the stairs." in saved.read_text(encoding="utf-8")
     assert not listener.failures
