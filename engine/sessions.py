@@ -86,6 +86,16 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
+def _new_participant(actor: Actor, *, join_order: int) -> Participant:
+    return Participant(
+        user_id=actor.user_id,
+        display_name=actor.display_name,
+        join_order=join_order,
+        status=ParticipantStatus.ACTIVE,
+        consecutive_timeouts=0,
+    )
+
+
 @dataclass
 class _Loaded:
     """A locked session with its guild configuration, inside one transaction."""
@@ -408,15 +418,7 @@ class SessionService:
                 rotation_step=0,
                 turn_count=0,
             )
-            story.participants.append(
-                Participant(
-                    user_id=actor.user_id,
-                    display_name=actor.display_name,
-                    join_order=1,
-                    status=ParticipantStatus.ACTIVE,
-                    consecutive_timeouts=0,
-                )
-            )
+            story.participants.append(_new_participant(actor, join_order=1))
             db.add(story)
             return await self._refresh(db, story)
 
@@ -439,13 +441,7 @@ class SessionService:
             me = loaded.participant_of(actor.user_id)
             last_order = max((p.join_order for p in story.participants), default=0)
             if me is None:
-                me = Participant(
-                    user_id=actor.user_id,
-                    display_name=actor.display_name,
-                    join_order=last_order + 1,
-                    status=ParticipantStatus.ACTIVE,
-                    consecutive_timeouts=0,
-                )
+                me = _new_participant(actor, join_order=last_order + 1)
                 story.participants.append(me)
             elif me.status == ParticipantStatus.ACTIVE:
                 raise InvalidState("You are already in this story.")
