@@ -297,8 +297,9 @@ class _Bench:
         self._dispatcher = asyncio.create_task(self._dispatch(), name="bench-events")
 
     def say(self, message: str) -> None:
-        """Log a progress line and hand it to the progress callback."""
-        log.info("%s", message)
+        """Hand a progress line to the progress callback (and the debug log)."""
+        # The callback prints to the terminal; an INFO log line would show it twice.
+        log.debug("%s", message)
         self._progress(message)
 
     async def submit(self, count: int) -> list[_Track]:
