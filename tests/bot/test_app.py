@@ -165,3 +165,37 @@ def test_story_commands_are_all_there(command_payloads: list[dict[str, Any]]) ->
     }
     lore = next(o for o in story["options"] if o["name"] == "lore")
     assert {o["name"] for o in lore["options"]} == {"add", "list", "remove"}
+
+
+async def test_members_over_the_command_limit_are_refused_and_audited(
+    fake: SimpleNamespace,
+) -> None:
+    import discord
+
+    from bot.discord.app import StoryCommandTree
+    from engine.content_guard import RateLimited
+    from engine.throttle import RateLimits, Throttles
+
+    audited: list[RateLimited] = []
+
+    async def record_rate_limit(limited: RateLimited) -> None:
+        audited.append(limited)
+
+    runtime = SimpleNamespace(
+        throttles=Throttles(RateLimits(commands_per_minute=2), clock=lambda: 0.0),
+        sessions=SimpleNamespace(guard=SimpleNamespace(record_rate_limit=record_rate_limit)),
+    )
+    client = SimpleNamespace(runtime=runtime)
+    tree = StoryCommandTree.__new__(StoryCommandTree)  # the check needs no client wiring
+    answers = []
+    for _ in range(3):
+        interaction = fake.Interaction(client, fake.Author(5, "Eve"))
+        interaction.type = discord.InteractionType.application_command
+        answers.append((await tree.interaction_check(interaction), interaction))
+    assert [ok for ok, _ in answers] == [True, True, False]
+    refused = answers[2][1].response.sent[0]
+    assert refused["ephemeral"] and "too quickly" in refused["content"]
+    assert [a.rule for a in audited] == ["rate:commands"]
+    autocomplete = fake.Interaction(client, fake.Author(5, "Eve"))
+    autocomplete.type = discord.InteractionType.autocomplete
+    assert await tree.interaction_check(autocomplete), "suggestions are never limited"
