@@ -125,8 +125,11 @@ class NarratorCoordinator:
             position = await self._queue.position(request.job_id)
             if position is not None:
                 return position
-            await self._give_up(request.session_id, request.job_id, "busy")
-            raise NarratorBusy("The narrator is still busy with this story; try again.") from None
+            # A job this story no longer wants (undone, skipped, ended) is still running:
+            # this one follows as soon as that one's result comes back.
+            self._deferred[request.session_id] = request
+            log.info("session %s: narration waits for the story's previous job", request.session_id)
+            return 0
         except QueueFull as exc:
             await self._give_up(request.session_id, request.job_id, "queue full")
             raise NarratorBusy(
@@ -173,13 +176,18 @@ class NarratorCoordinator:
             return
         if isinstance(event, JobCompleted):
             await self._store_narration(event)
+            await self._release_deferred(event.session_id)
             return
         await self._handle_failure(event)
+        await self._release_deferred(event.session_id)
 
     async def _partial_to_show(self, event: JobProgress) -> str | None:
         """Return the partial text cleaned for showing, or None when it must stay hidden."""
         if event.job_id in self._hidden:
             return None
+        session = await self._service.get(event.session_id)
+        if session.narrator_job_id != event.job_id:
+            return None  # cancelled (undo, skip, end) or replaced: its text will never be stored
         text = strip_control_characters(event.text)
         # The last word may still be growing ("as" of "astonished"): check whole words only.
         settled = text.rsplit(None, 1)[0] if " " in text.strip() else ""
@@ -243,10 +251,19 @@ class NarratorCoordinator:
 
     async def _after_summary(self, job_id: str) -> None:
         session_id = self._summary_jobs.pop(job_id, None)
-        deferred = self._deferred.pop(session_id, None) if session_id is not None else None
-        if deferred is not None:
-            with contextlib.suppress(NarratorBusy):
-                await self.request(deferred)
+        if session_id is not None:
+            await self._release_deferred(session_id)
+
+    async def _release_deferred(self, session_id: int) -> None:
+        """Enqueue the narration that waited for this story's previous job, if still wanted."""
+        deferred = self._deferred.pop(session_id, None)
+        if deferred is None:
+            return
+        session = await self._service.get(session_id)
+        if session.narrator_job_id != deferred.job_id:
+            return  # cancelled meanwhile
+        with contextlib.suppress(NarratorBusy):
+            await self.request(deferred)
 
     async def _maybe_summarise(self, session_id: int) -> None:
         task = await self._contexts.summary_task(session_id)

@@ -227,6 +227,12 @@ class TaleweaverBot(commands.Bot):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.narration.drain(), timeout=CLOSE_DRAIN_SECONDS)
         try:
+            # A half-streamed passage would keep its cursor forever: the next process posts
+            # the whole passage anew.
+            await self.narration.withdraw_unfinished()
+        except Exception:
+            log.exception("could not withdraw unfinished narrator messages")
+        try:
             await super().close()
         finally:
             await self.narration.close()

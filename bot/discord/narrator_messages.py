@@ -30,6 +30,8 @@ CURSOR = " ▌"
 DEFAULT_EDIT_INTERVAL = 1.5
 # A stream nobody finished (its job was cancelled or lost) is forgotten after this long.
 STALE_STREAM_SECONDS = 15 * 60.0
+# Cancelled jobs remembered so their late progress is not shown again (oldest forgotten first).
+WITHDRAWN_JOBS_KEPT = 256
 
 ChannelResolver = Callable[[int], Awaitable["discord.abc.Messageable | None"]]
 ChannelGetter = Callable[[], Awaitable["discord.abc.Messageable | None"]]
@@ -208,6 +210,8 @@ class DiscordNarrationListener:
         self._sessions: SessionService | None = None
         self._streams: dict[str, PassageStream] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # A cancelled job keeps generating, and reporting progress, until it finishes.
+        self._withdrawn: dict[str, None] = {}
 
     def bind(self, sessions: SessionService) -> None:
         """Use SESSIONS to find stories' channels and record message ids."""
@@ -280,6 +284,8 @@ class DiscordNarrationListener:
     # NarrationListener ----------------------------------------------------------------------
     async def narration_progress(self, session_id: int, job_id: str, text: str) -> None:
         """Show partial narrator text, coalescing updates into throttled edits."""
+        if job_id in self._withdrawn:
+            return
         stream = self._streams.get(job_id)
         if stream is None:
             self._forget_stale()
@@ -374,7 +380,13 @@ class DiscordNarrationListener:
         for job_id, stream in list(self._streams.items()):
             if stream.session_id == session_id and job_id != keep_job:
                 del self._streams[job_id]
+                self._remember_withdrawn(job_id)
                 await stream.discard()
+
+    def _remember_withdrawn(self, job_id: str) -> None:
+        self._withdrawn[job_id] = None
+        while len(self._withdrawn) > WITHDRAWN_JOBS_KEPT:
+            del self._withdrawn[next(iter(self._withdrawn))]
 
 
 async def send_ping(channel: discord.abc.Messageable, ping: Ping | None) -> None:

@@ -7,10 +7,9 @@ from pathlib import Path
 import discord
 import pytest
 
-import conftest
 from discord_double import DiscordDouble, validate_command_definitions
 from discord_double import spec as spec_module
-from discord_double.fixture import fail_on_violations, require_spec
+from discord_double.fixture import fail_on_violations, require_spec, service_missing
 from discord_double.spec import ApiSpec
 from discord_double.story_bot import StoryBot
 
@@ -142,7 +141,9 @@ def test_missing_spec_skips_locally_and_fails_in_ci(
 ) -> None:
     monkeypatch.delenv(spec_module.SPEC_ENV, raising=False)
     monkeypatch.setattr(spec_module, "DEFAULT_SPEC_PATH", tmp_path / "missing.json")
-    monkeypatch.setattr(conftest, "IN_CI", in_ci)
+    # tests/conftest.py can be loaded more than once under the name "conftest" (pytest's
+    # importlib mode); patch the copy whose function require_spec actually calls.
+    monkeypatch.setitem(service_missing.__globals__, "IN_CI", in_ci)
     expected = pytest.fail.Exception if in_ci else pytest.skip.Exception
     with pytest.raises(expected, match="OpenAPI spec"):
         require_spec()

@@ -114,6 +114,10 @@ async def test_terminal_table_plays_a_round_with_several_players(
     turns = await runtime.sessions.turns(view.id)
     assert [t.author_name for t in turns] == ["Mira", "Narrator"]
     assert "Saved to" in out and "the-lamp-" in out
-    [saved] = tmp_path.glob("the-lamp-*.md")
-    assert "Mira climbs the stairs." in saved.read_text(encoding="utf-8")
+    assert "Mira climbs the stairs." in saved_markdown(tmp_path)
     assert not listener.failures
+
+
+def saved_markdown(folder: Path) -> str:
+    [saved] = folder.glob("the-lamp-*.md")
+    return saved.read_text(encoding="utf-8")

@@ -208,7 +208,7 @@ def _break(change: Callable[[dict[str, Any]], object]) -> str:
         ),
         (
             _break(lambda d: d["guild_settings"].update(sampling={"temperature": "hot"})),
-            r"guild_settings are invalid: Sampling setting 'temperature' must be a float",
+            r"guild_settings are invalid: Sampling setting 'temperature' must be a number",
         ),
     ],
 )

@@ -1,0 +1,82 @@
+"""A narration asked for while a cancelled one still runs waits for it instead of failing."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from engine.queue.jobs import GenerationJob
+from engine.runtime import StoryRuntime
+from engine.settings import Settings
+from storage.models import NarratorCadence, TurnKind
+
+from support.recording import RecordingListener
+from support.stories import ALICE, BOB, CHANNEL, GUILD, MOD, started
+
+
+class GatedNarrator:
+    """Answer each job with its number; the first job waits until the test opens the gate."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.started = threading.Event()
+        self.jobs: list[str] = []
+
+    def __call__(
+        self, jobs: list[GenerationJob], on_progress: Callable[[str, str], None]
+    ) -> list[tuple[str, str | Exception]]:
+        results: list[tuple[str, str | Exception]] = []
+        for job in jobs:
+            self.jobs.append(job.job_id)
+            if len(self.jobs) == 1:
+                self.started.set()
+                self.gate.wait(timeout=30)
+            results.append((job.job_id, f"Passage number {len(self.jobs)}."))
+        return results
+
+
+async def test_narration_after_a_cancelled_one_is_queued_once_the_old_job_ends(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    narrator = GatedNarrator()
+    listener = RecordingListener()
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'cancel.db'}",
+        queue_url=f"memory://cancel-{uuid.uuid4().hex}",
+    )
+
+    async def processor() -> GatedNarrator:
+        return narrator
+
+    runtime = await StoryRuntime.open(
+        settings, listener=listener, on_timeout=listener.timed_out, processor_factory=processor
+    )
+    try:
+        await runtime.configs.update(GUILD, MOD, narrator_cadence=NarratorCadence.EVERY_TURN)
+        view = await started(runtime.sessions, ALICE, BOB)
+        first = await runtime.sessions.submit_turn(CHANNEL, ALICE, "Alice knocks.")
+        assert first.narration is not None
+        await runtime.narrator.request(first.narration)
+        await asyncio.to_thread(narrator.started.wait, 10)
+        # The host cancels the narration while the worker is still writing it.
+        skipped = await runtime.sessions.skip(CHANNEL, ALICE)
+        assert skipped.cancelled_narration
+        second = await runtime.sessions.submit_turn(CHANNEL, BOB, "Bob answers the door.")
+        assert second.narration is not None
+        assert await runtime.narrator.request(second.narration) == 0  # waits, not refused
+        narrator.gate.set()
+        await listener.wait_for(lambda: listener.stored, seconds=30)
+        turns = await runtime.sessions.turns(view.id)
+    finally:
+        narrator.gate.set()
+        await runtime.close()
+    assert [(t.kind, t.text) for t in turns] == [
+        (TurnKind.PLAYER, "Alice knocks."),
+        (TurnKind.PLAYER, "Bob answers the door."),
+        (TurnKind.NARRATOR, "Passage number 2."),
+    ]
+    assert not listener.failures
