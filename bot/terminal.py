@@ -76,6 +76,12 @@ class TerminalListener:
             self._write("(The narrator's passages kept breaking the content rules; ")
             self._write("a neutral line stands in. The host may want to retry.)\n")
 
+    async def turn_reminder(self, session: SessionView) -> None:
+        """Tell the current player their time is running out."""
+        if session.current_player is not None:
+            name = session.current_player.display_name
+            self._write(f"\n(A reminder: {name}, it is your turn.)\n")
+
     async def timed_out(self, outcome: TimeoutOutcome) -> None:
         """Report a skipped player."""
         away = " and is now away" if outcome.marked_away else ""
@@ -379,6 +385,7 @@ async def run_play(settings: Settings, *, out_dir: Path, script: list[str] | Non
     runtime = await StoryRuntime.open(
         settings, listener=listener, on_timeout=listener.timed_out, load_progress=print
     )
+    runtime.timers.on_reminder = listener.turn_reminder
     table = TerminalTable(runtime, listener, out_dir)
     print(PLAY_HELP)
     try:

@@ -73,6 +73,8 @@ MAX_AUTHORS_NOTE_CHARS = 500
 MAX_LORE_TEXT_CHARS = 1000
 MAX_LORE_KEYWORDS = 10
 MAX_TABLE_TALK_CHARS = 2000
+# A player is reminded once, when this share of their turn's time is left.
+REMINDER_FRACTION = 0.25
 NARRATOR_NAME = "Narrator"
 
 
@@ -849,6 +851,62 @@ class SessionService:
             )
 
         return await self._transaction(work)
+
+    # Reminders --------------------------------------------------------------------------------
+    @staticmethod
+    def _reminder_time(story: StorySession, config: GuildConfig) -> datetime | None:
+        if story.turn_deadline is None:
+            return None
+        lead = timedelta(seconds=config.turn_timeout_seconds * REMINDER_FRACTION)
+        return story.turn_deadline - lead
+
+    async def _unreminded(self, db: AsyncSession) -> list[tuple[StorySession, datetime]]:
+        pending = []
+        for story in await repo.unreminded_sessions(db=db):
+            row = await repo.get_guild_settings(db=db, guild_id=story.guild_id)
+            at = self._reminder_time(story, GuildConfig.from_row(row))
+            if at is not None:
+                pending.append((story, at))
+        return pending
+
+    async def next_reminder(self) -> datetime | None:
+        """Return when the next turn reminder falls due."""
+        async with self._sessions() as db:
+            return min((at for _, at in await self._unreminded(db)), default=None)
+
+    async def take_due_reminders(self) -> list[SessionView]:
+        """Return the stories whose current player should be reminded now (each turn once)."""
+        now = self._clock()
+        async with self._sessions() as db:
+            due = [story.id for story, at in await self._unreminded(db) if at <= now]
+        reminded = []
+        for session_id in due:
+
+            async def work(db: AsyncSession, session_id: int = session_id) -> SessionView | None:
+                loaded = await self._load(db, session_id=session_id)
+                story = loaded.story
+                at = self._reminder_time(story, loaded.config)
+                # Re-check under the lock: the turn may have been written meanwhile.
+                if (
+                    story.status != SessionStatus.ACTIVE
+                    or story.narrator_pending
+                    or loaded.current is None
+                    or at is None
+                    or at > now
+                    or story.reminded_step == story.rotation_step
+                ):
+                    return None
+                story.reminded_step = story.rotation_step
+                return await self._refresh(db, story)
+
+            try:
+                view = await self._transaction(work)
+            except StoryError as exc:
+                log.info("reminder for session %s not sent: %s", session_id, exc)
+                continue
+            if view is not None:
+                reminded.append(view)
+        return reminded
 
     async def next_deadline(self) -> datetime | None:
         """Return the soonest turn deadline over all active stories."""

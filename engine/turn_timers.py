@@ -1,4 +1,4 @@
-"""Turn deadlines: a background task that skips players whose time ran out."""
+"""Turn deadlines: a background task that reminds players and skips those whose time ran out."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from engine.sessions import Clock, SessionService, utc_now
-from engine.views import TimeoutOutcome
+from engine.views import SessionView, TimeoutOutcome
 
 log = logging.getLogger(__name__)
 
 TimeoutListener = Callable[[TimeoutOutcome], Awaitable[None]]
+ReminderListener = Callable[[SessionView], Awaitable[None]]
 
 
 STOP_GRACE_SECONDS = 5.0
@@ -32,9 +33,12 @@ class TurnTimeoutScheduler:
         *,
         clock: Clock = utc_now,
         max_sleep_seconds: float = 30.0,
+        on_reminder: ReminderListener | None = None,
     ) -> None:
         self._service = service
         self._on_timeout = on_timeout
+        # Called once per turn when a quarter of the player's time is left (front-ends set it).
+        self.on_reminder = on_reminder
         self._clock = clock
         self._max_sleep = max_sleep_seconds
         self._wake = asyncio.Event()
@@ -53,10 +57,20 @@ class TurnTimeoutScheduler:
                 await self._on_timeout(outcome)
             except Exception:
                 log.exception("timeout listener failed for session %s", outcome.session.id)
+        if self.on_reminder is not None:
+            for session in await self._service.take_due_reminders():
+                try:
+                    await self.on_reminder(session)
+                except Exception:
+                    log.exception("reminder listener failed for session %s", session.id)
         return outcomes
 
     async def _seconds_to_next_deadline(self) -> float:
         deadline = await self._service.next_deadline()
+        if self.on_reminder is not None:
+            reminder = await self._service.next_reminder()
+            if reminder is not None and (deadline is None or reminder < deadline):
+                deadline = reminder
         if deadline is None:
             return self._max_sleep
         return max(0.0, min(self._max_sleep, (deadline - self._clock()).total_seconds()))

@@ -207,6 +207,8 @@ class StorySession(Base):
     turn_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # Bumped on every change of whose turn it is; skip votes and timers are tied to it.
     rotation_step: Mapped[int] = mapped_column(Integer, default=0)
+    # The rotation step whose player was last reminded, so each turn gets one reminder.
+    reminded_step: Mapped[int | None] = mapped_column(Integer, nullable=True)
     turn_count: Mapped[int] = mapped_column(Integer, default=0)
     narrator_job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     narrator_retry_turn: Mapped[int | None] = mapped_column(Integer, nullable=True)

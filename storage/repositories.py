@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -79,6 +79,20 @@ async def overdue_session_ids(*, db: AsyncSession, now: datetime) -> Sequence[in
         StorySession.status == SessionStatus.ACTIVE,
         StorySession.turn_deadline.is_not(None),
         StorySession.turn_deadline <= now,
+    )
+    return (await db.execute(query)).scalars().all()
+
+
+async def unreminded_sessions(*, db: AsyncSession) -> Sequence[StorySession]:
+    """Return active sessions with a running clock whose current player was not reminded."""
+    query = select(StorySession).where(
+        StorySession.status == SessionStatus.ACTIVE,
+        StorySession.turn_deadline.is_not(None),
+        StorySession.narrator_job_id.is_(None),
+        or_(
+            StorySession.reminded_step.is_(None),
+            StorySession.reminded_step != StorySession.rotation_step,
+        ),
     )
     return (await db.execute(query)).scalars().all()
 

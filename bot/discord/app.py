@@ -197,6 +197,7 @@ class TaleweaverBot(commands.Bot):
     async def setup_hook(self) -> None:
         """Open the runtime, register persistent buttons, load cogs and sync commands."""
         self._runtime = await self._open_runtime()
+        self._runtime.timers.on_reminder = self.narration.turn_reminder
         self.narration.bind(self._runtime.sessions)
         self._exports = ExportService(
             self._runtime.sessions, self._runtime.configs, clock=self._clock

@@ -374,6 +374,18 @@ class DiscordNarrationListener:
         ping = turn_prompt(outcome.session, via_messages=self._via_messages, lead=f"{lead}. ")
         await send_ping(channel, ping or Ping(f"{lead}.", NO_MENTIONS))
 
+    async def turn_reminder(self, session: SessionView) -> None:
+        """Remind the current player, and only them, that their time is running out."""
+        self._spawn(f"reminder-{session.id}", self._turn_reminder, session)
+
+    async def _turn_reminder(self, session: SessionView) -> None:
+        channel = await self._resolve_channel(session.channel_id)
+        if channel is None:
+            return
+        ping = turn_prompt(session, via_messages=self._via_messages, lead="⏳ A reminder: ")
+        if ping is not None:
+            await send_ping(channel, ping)
+
     # Commands that cancel narration --------------------------------------------------------
     async def discard_session(self, session_id: int, *, keep_job: str | None = None) -> None:
         """Delete the unfinished passages of a story (its narration was cancelled)."""

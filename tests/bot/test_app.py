@@ -18,6 +18,7 @@ class FakeRuntime:
     def __init__(self) -> None:
         self.sessions = SimpleNamespace()
         self.configs = SimpleNamespace()
+        self.timers = SimpleNamespace(on_reminder=None)
         self.closed = False
 
     async def close(self) -> None:
@@ -56,6 +57,7 @@ async def test_setup_opens_the_runtime_and_loads_every_feature() -> None:
     bot, runtime, opened_with = await started_bot()
     try:
         assert opened_with == [bot.narration, bot.narration.timed_out]
+        assert runtime.timers.on_reminder == bot.narration.turn_reminder
         assert bot.runtime is runtime
         assert set(bot.cogs) == {"StoryCog", "StoryConfigCog", "TurnsCog"}
         registered = set(bot._connection._view_store._dynamic_items.values())

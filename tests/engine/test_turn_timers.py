@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from engine.guild_config import GuildConfigService
 from engine.sessions import SessionService
 from engine.turn_timers import TurnTimeoutScheduler
-from engine.views import TimeoutOutcome
+from engine.views import SessionView, TimeoutOutcome
+from storage.models import NarratorCadence
 
 from support.stories import ALICE, BOB, GUILD, MOD, started
 
@@ -59,3 +61,57 @@ async def test_listener_failure_does_not_stop_the_scheduler(
     clock.advance(61)
     await scheduler.sweep()
     assert calls == 2
+
+
+async def test_each_turn_gets_one_reminder_when_a_quarter_of_its_time_is_left(
+    session_factory, config_service: GuildConfigService, clock
+) -> None:
+    await config_service.update(
+        GUILD, MOD, turn_timeout_seconds=400, narrator_cadence=NarratorCadence.ON_DEMAND
+    )
+    service = SessionService(session_factory, clock=clock)
+    await started(service, ALICE, BOB)
+    assert await service.take_due_reminders() == []
+    clock.advance(299)
+    assert await service.take_due_reminders() == []
+    clock.advance(2)
+    [reminded] = await service.take_due_reminders()
+    assert reminded.current_player is not None
+    assert reminded.current_player.user_id == ALICE.user_id
+    assert await service.take_due_reminders() == [], "one reminder per turn"
+    await service.submit_turn(reminded.channel_id, ALICE, "Alice hurries.")
+    next_at = await service.next_reminder()
+    assert next_at == clock() + timedelta(seconds=300)
+
+
+async def test_scheduler_sends_reminders_and_survives_restarts(
+    session_factory, config_service: GuildConfigService, clock
+) -> None:
+    await config_service.update(
+        GUILD, MOD, turn_timeout_seconds=400, narrator_cadence=NarratorCadence.ON_DEMAND
+    )
+    service = SessionService(session_factory, clock=clock)
+    await started(service, ALICE, BOB)
+    clock.advance(350)
+    reminded: list[int] = []
+    got_one = asyncio.Event()
+
+    async def on_reminder(session: SessionView) -> None:
+        assert session.current_player is not None
+        reminded.append(session.current_player.user_id)
+        got_one.set()
+
+    async def on_timeout(outcome: TimeoutOutcome) -> None:
+        raise AssertionError("nobody ran out of time")
+
+    # Started after the reminder fell due, as after a restart: it is sent once, late.
+    scheduler = TurnTimeoutScheduler(
+        service, on_timeout, clock=clock, max_sleep_seconds=0.05, on_reminder=on_reminder
+    )
+    scheduler.start()
+    try:
+        await asyncio.wait_for(got_one.wait(), timeout=5)
+        await asyncio.sleep(0.2)
+    finally:
+        await scheduler.stop()
+    assert reminded == [ALICE.user_id]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -75,3 +76,27 @@ async def test_timed_out_player_is_skipped_and_only_the_next_one_is_pinged(
         assert await table.turns() == []
         assert [m.id for m in table.bot_messages() if m.id > before.id] == [notice.id]
     assert [users for _, users in table.audit_mentions()] == [[bob.id]]
+
+
+async def test_player_is_reminded_once_when_a_quarter_of_the_time_is_left(
+    table: StoryTable,
+) -> None:
+    double = table.double
+    async with table.running() as bot:
+        await table.configure(turn_timeout_seconds=400)
+        await table.start_story("alice", "bob")
+        before = table.bot_messages()[-1]
+
+        table.clock.advance(301)
+        bot.runtime.timers.poke()
+        reminder = await double.wait_for_message(
+            "story", lambda m: "A reminder" in m.content, after=before
+        )
+        alice = table.user("alice")
+        assert reminder.content.startswith("⏳ A reminder: ")
+        assert reminder.pinged_user_ids == [alice.id]
+        # Poking again (any story change does) sends no second reminder for the same turn.
+        bot.runtime.timers.poke()
+        await asyncio.sleep(0.3)
+        assert [m.id for m in table.bot_messages() if m.id > before.id] == [reminder.id]
+    assert [users for _, users in table.audit_mentions()][-1] == [alice.id]
