@@ -22,6 +22,8 @@ from storage.models import ViolationAction
 
 log = logging.getLogger(__name__)
 
+STOP_GRACE_SECONDS = 5.0
+
 # Stored instead of a passage the filters refused every time; the players carry on from it.
 NEUTRAL_PASSAGE = "The scene shifts quietly, and the story waits for its next turn."
 
@@ -78,6 +80,7 @@ class NarratorCoordinator:
         self._deferred: dict[int, NarrationRequest] = {}
         self._summary_jobs: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
+        self._handling: asyncio.Future[None] | None = None
         # Filtered passages per session since its last stored one (bounded by the server's limit).
         self._regenerations: dict[int, int] = {}
         # Jobs whose partial text broke a rule: nothing more of them is shown.
@@ -292,10 +295,16 @@ class NarratorCoordinator:
     async def run(self) -> None:
         """Consume queue events until cancelled; a failing event is logged, not fatal."""
         async for event in self._queue.events():
-            try:
-                await self.handle(event)
-            except Exception:
-                log.exception("could not apply queue event %r", event)
+            # Shielded: stopping waits for an event's database work instead of cutting a
+            # transaction in half.
+            self._handling = asyncio.ensure_future(self._handle_logged(event))
+            await asyncio.shield(self._handling)
+
+    async def _handle_logged(self, event: JobEvent) -> None:
+        try:
+            await self.handle(event)
+        except Exception:
+            log.exception("could not apply queue event %r", event)
 
     def start(self) -> None:
         """Consume events in the background."""
@@ -303,9 +312,15 @@ class NarratorCoordinator:
             self._task = asyncio.create_task(self.run(), name="narrator-events")
 
     async def stop(self) -> None:
-        """Stop consuming events."""
+        """Stop consuming events, letting the event being applied finish first."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        handling, self._handling = self._handling, None
+        if handling is not None and not handling.done():
+            try:
+                await asyncio.wait_for(handling, timeout=STOP_GRACE_SECONDS)
+            except TimeoutError:
+                log.warning("stopped while a queue event was still being applied")
