@@ -9,18 +9,11 @@ from types import MappingProxyType
 
 from engine.errors import InvalidSetting
 from engine.model.sampling import SamplingSettings
+from engine.setting_bounds import field_bounds
 
 SamplingValue = int | float
 
 MAX_CUSTOM_INSTRUCTIONS_CHARS = 1500
-
-
-def _bounds(name: str) -> tuple[float | None, float | None]:
-    low = high = None
-    for rule in SamplingSettings.model_fields[name].metadata:
-        low = getattr(rule, "ge", low)
-        high = getattr(rule, "le", high)
-    return low, high
 
 
 # The worker validates every job's settings with SamplingSettings: accept exactly what it
@@ -45,7 +38,7 @@ def validate_sampling(overrides: Mapping[str, object]) -> dict[str, SamplingValu
         if isinstance(value, bool) or not isinstance(value, allowed):
             kind_name = "number" if float in allowed else "whole number"
             raise InvalidSetting(f"Sampling setting {name!r} must be a {kind_name}.")
-        low, high = _bounds(name)
+        low, high = field_bounds(SamplingSettings, name)
         if (low is not None and value < low) or (high is not None and value > high):
             raise InvalidSetting(f"Sampling setting {name!r} must be between {low} and {high}.")
         checked[name] = value

@@ -100,11 +100,10 @@ def test_integer_is_accepted_for_a_float_setting() -> None:
 
 def test_every_accepted_override_is_accepted_by_the_worker() -> None:
     from engine.model.sampling import SamplingSettings
+    from engine.setting_bounds import field_bounds
 
-    # The largest values the engine stores must not make the worker reject the job.
+    # The extreme values the engine stores must not make the worker reject the job.
     for name in SamplingSettings.model_fields:
-        for bound in SamplingSettings.model_fields[name].metadata:
-            for attr in ("ge", "le"):
-                value = getattr(bound, attr, None)
-                if value is not None:
-                    SamplingSettings(**validate_sampling({name: value}))
+        for value in field_bounds(SamplingSettings, name):
+            if value is not None:
+                SamplingSettings(**validate_sampling({name: value}))

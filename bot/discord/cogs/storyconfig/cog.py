@@ -17,10 +17,10 @@ from bot.discord.actors import actor_from_user
 from bot.discord.choices import GENRE_CHOICES
 from bot.discord.formatting import audit_lines, config_embed, describe_settings, plain
 from bot.discord.replies import reply
-from bot.discord.setting_bounds import field_bounds
 from engine.errors import InvalidSetting
 from engine.guild_config import GuildConfig
 from engine.model.sampling import SamplingSettings
+from engine.setting_bounds import field_bounds
 from storage.models import ContentRating
 
 if TYPE_CHECKING:

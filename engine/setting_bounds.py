@@ -1,4 +1,4 @@
-"""Bounds of engine settings, read from their pydantic fields so Discord offers the same."""
+"""Bounds of settings, read from their pydantic fields (one source for checks and for UIs)."""
 
 from __future__ import annotations
 
