@@ -10,12 +10,11 @@ from typing import Any, Protocol
 from engine.content_guard import Where
 from engine.errors import StoryError
 from engine.genres import get_preset
-from engine.guild_config import GuildConfigService
 from engine.queue.errors import QueueError, QueueFull, SessionBusy
 from engine.queue.interfaces import JobQueue
 from engine.queue.jobs import GenerationJob, JobCompleted, JobEvent, JobFailed, JobProgress
 from engine.safety import ContentPolicy, TextKind, strip_control_characters
-from engine.sessions import SessionService
+from engine.sessions import SessionService, StoryRules
 from engine.story_context import StoryContextBuilder
 from engine.views import NarrationOutcome, NarrationRequest, SessionView
 from storage.models import ViolationAction
@@ -66,13 +65,11 @@ class NarratorCoordinator:
         self,
         *,
         service: SessionService,
-        configs: GuildConfigService,
         contexts: StoryContextBuilder,
         queue: JobQueue,
         listener: NarrationListener,
     ) -> None:
         self._service = service
-        self._configs = configs
         self._contexts = contexts
         self._queue = queue
         self._listener = listener
@@ -86,20 +83,21 @@ class NarratorCoordinator:
         # Jobs whose partial text broke a rule: nothing more of them is shown.
         self._hidden: set[str] = set()
 
-    async def _policy(self, session_id: int) -> tuple[ContentPolicy, int]:
-        config, rating = await self._service.content_rules(session_id)
-        return self._service.guard.policy(config, rating), config.narrator_regenerations
+    async def _rules(self, session_id: int) -> tuple[StoryRules, ContentPolicy]:
+        """Read a story and its server's rules once, with the content policy they make."""
+        rules = await self._service.content_rules(session_id)
+        return rules, self._service.guard.policy(rules.config, rules.rating)
 
-    async def _sampling(self, session: SessionView) -> dict[str, Any]:
-        config = await self._configs.get(session.guild_id)
+    @staticmethod
+    def _sampling(rules: StoryRules) -> dict[str, Any]:
         preset_sampling: dict[str, Any] = {}
-        if session.genre != "custom":
-            preset_sampling = dict(get_preset(session.genre).sampling)
-        return {**preset_sampling, **config.sampling}
+        if rules.session.genre != "custom":
+            preset_sampling = dict(get_preset(rules.session.genre).sampling)
+        return {**preset_sampling, **rules.config.sampling}
 
     async def request(self, request: NarrationRequest) -> int:
         """Enqueue a narrator job and return its queue position (0 when deferred)."""
-        session = await self._service.get(request.session_id)
+        rules, policy = await self._rules(request.session_id)
         context = await self._contexts.narrator_context(
             request.session_id, retry_of_turn=request.retry_of_turn
         )
@@ -109,12 +107,10 @@ class NarratorCoordinator:
             kind="narrate",
             payload={
                 "context": context.to_dict(),
-                "sampling": await self._sampling(session),
+                "sampling": self._sampling(rules),
                 "retry_of_turn": request.retry_of_turn,
                 # Blocked words are kept out of generation itself; the result is checked anyway.
-                "banned_phrases": list(
-                    (await self._policy(request.session_id))[0].banned_phrases()
-                ),
+                "banned_phrases": list(policy.banned_phrases()),
             },
         )
         try:
@@ -188,15 +184,14 @@ class NarratorCoordinator:
         """Return the partial text cleaned for showing, or None when it must stay hidden."""
         if event.job_id in self._hidden:
             return None
-        session = await self._service.get(event.session_id)
-        if session.narrator_job_id != event.job_id:
+        rules, policy = await self._rules(event.session_id)
+        if rules.session.narrator_job_id != event.job_id:
             return None  # cancelled (undo, skip, end) or replaced: its text will never be stored
         text = strip_control_characters(event.text)
         # The last word may still be growing ("as" of "astonished"): check whole words only.
         settled = text.rsplit(None, 1)[0] if " " in text.strip() else ""
         if not settled:
             return text
-        policy, _ = await self._policy(event.session_id)
         if policy.check(settled, TextKind.NARRATION).allowed:
             return text
         self._hidden.add(event.job_id)
@@ -205,18 +200,18 @@ class NarratorCoordinator:
     async def _store_narration(self, event: JobCompleted) -> None:
         # Stray control characters are model noise, not a rule broken on purpose: drop them.
         text = strip_control_characters(event.text)
-        policy, allowed_regenerations = await self._policy(event.session_id)
+        rules, policy = await self._rules(event.session_id)
         verdict = policy.check(text, TextKind.NARRATION)
         replaced = False
         if not verdict.allowed:
             attempts = self._regenerations.get(event.session_id, 0) + 1
             self._regenerations[event.session_id] = attempts
-            session = await self._service.get(event.session_id)
+            session = rules.session
             where = Where(
                 guild_id=session.guild_id, channel_id=session.channel_id, session_id=session.id
             )
             detail = f"narration: matched {verdict.matched or '-'}; attempt {attempts}"
-            if attempts <= allowed_regenerations:
+            if attempts <= rules.config.narrator_regenerations:
                 retry = await self._service.regenerate_narration(event.session_id, event.job_id)
                 await self._service.guard.record(
                     where, verdict.rule or "unknown", ViolationAction.REGENERATED, detail
@@ -272,7 +267,7 @@ class NarratorCoordinator:
         task = await self._contexts.summary_task(session_id)
         if task is None:
             return
-        session = await self._service.get(session_id)
+        rules, _ = await self._rules(session_id)
         job = GenerationJob(
             job_id=summary_job_id(session_id, task.covers_through_turn),
             session_id=session_id,
@@ -281,7 +276,7 @@ class NarratorCoordinator:
                 "previous_summary": task.previous_summary,
                 "turns": [t.to_dict() for t in task.turns],
                 "covers_through_turn": task.covers_through_turn,
-                "sampling": {**await self._sampling(session), "max_new_tokens": 256},
+                "sampling": {**self._sampling(rules), "max_new_tokens": 256},
             },
         )
         try:

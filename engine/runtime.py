@@ -93,7 +93,7 @@ class StoryRuntime:
         timers = TurnTimeoutScheduler(sessions, on_timeout, clock=clock)
         sessions.on_change = timers.poke
         narrator = NarratorCoordinator(
-            service=sessions, configs=configs, contexts=contexts, queue=queue, listener=listener
+            service=sessions, contexts=contexts, queue=queue, listener=listener
         )
         runtime = cls(
             db_engine=db_engine,

@@ -98,6 +98,15 @@ def _new_participant(actor: Actor, *, join_order: int) -> Participant:
     )
 
 
+@dataclass(frozen=True)
+class StoryRules:
+    """A story with its server's configuration and the content rating in force there."""
+
+    session: SessionView
+    config: GuildConfig
+    rating: ContentRating
+
+
 @dataclass
 class _Loaded:
     """A locked session with its guild configuration, inside one transaction."""
@@ -1031,8 +1040,8 @@ class SessionService:
 
         return await self._transaction(work)
 
-    async def content_rules(self, session_id: int) -> tuple[GuildConfig, ContentRating]:
-        """Return a story's server configuration and the content rating in force there."""
+    async def content_rules(self, session_id: int) -> StoryRules:
+        """Return a story with its server's configuration and the rating in force there."""
         async with self._sessions() as db:
             story = await repo.get_session(db=db, session_id=session_id)
             if story is None:
@@ -1043,7 +1052,7 @@ class SessionService:
             rating = await self._rating(
                 db, config, story.channel_id, story.parent_channel_id, story.age_restricted
             )
-            return config, rating
+            return StoryRules(session=SessionView.of(story), config=config, rating=rating)
 
     async def narration_failed(self, session_id: int, job_id: str) -> SessionView | None:
         """Give the turn back to the players when a narrator job could not be done."""

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import redis
 
-from engine.guild_config import GuildConfigService
 from engine.narration import NarratorCoordinator
 from engine.queue import open_queue
 from engine.sessions import SessionService
@@ -71,7 +70,6 @@ async def test_killed_worker_job_is_finished_by_another_with_one_turn_stored(
     queue = await open_queue(REDIS_URL, key_prefix=prefix, **QUEUE_TIMINGS)
     coordinator = NarratorCoordinator(
         service=service,
-        configs=GuildConfigService(session_factory),
         contexts=StoryContextBuilder(session_factory),
         queue=queue,
         listener=listener,
