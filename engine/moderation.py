@@ -13,7 +13,6 @@ from engine.actors import Actor
 from engine.content_guard import ContentGuard
 from engine.errors import InvalidSetting, PermissionDenied
 from engine.guild_config import GuildConfig, GuildConfigService, is_moderator
-from engine.safety import validate_blocked_word
 from storage import repositories as repo
 from storage.models import ChannelSettings, ContentRating, ModerationEvent
 
@@ -71,11 +70,11 @@ class ModerationService:
     ) -> tuple[str, ...]:
         """Add words or phrases to the server's list and return the whole list."""
         config = await self._require_moderator(guild_id, actor)
-        cleaned = [validate_blocked_word(w) for w in words]
-        if not cleaned:
+        if not words:
             raise InvalidSetting("Give at least one word or phrase to block.")
+        # GuildConfig cleans and checks each entry (validate_blocked_word) and drops repeats.
         updated = await self._configs.update(
-            guild_id, actor, blocked_words=[*config.blocked_words, *cleaned]
+            guild_id, actor, blocked_words=[*config.blocked_words, *words]
         )
         return updated.blocked_words
 
