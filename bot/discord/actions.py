@@ -30,6 +30,13 @@ def story_bot(interaction: discord.Interaction[Any]) -> TaleweaverBot:
     return cast("TaleweaverBot", interaction.client)
 
 
+def guild_id_of(interaction: discord.Interaction[Any]) -> int:
+    """Return the interaction's server id, refusing interactions outside a server."""
+    if interaction.guild_id is None:
+        raise InvalidState("Use this in a server channel where a story is played.")
+    return interaction.guild_id
+
+
 def channel_id_of(interaction: discord.Interaction[Any]) -> int:
     """Return the interaction's channel id, refusing interactions outside a channel."""
     if interaction.channel_id is None or interaction.guild_id is None:

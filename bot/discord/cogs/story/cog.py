@@ -16,6 +16,7 @@ from bot.discord.actions import (
     announce,
     ask_narrator,
     channel_id_of,
+    guild_id_of,
     retry_passage,
     undo_turn,
 )
@@ -107,8 +108,7 @@ class StoryCog(
     ) -> None:
         """Open a story (in a new thread when asked) with the caller as host."""
         channel_id = channel_id_of(interaction)
-        guild_id = interaction.guild_id
-        assert guild_id is not None
+        guild_id = guild_id_of(interaction)
         runtime = self.bot.runtime
         config = await runtime.configs.get(guild_id)
         genre_key = genre.value if genre is not None else config.default_genre
@@ -376,8 +376,7 @@ class StoryCog(
         alternatives: bool = False,
     ) -> None:
         """Send the story as an attachment (zipped if needed) or say how to get it."""
-        guild_id = interaction.guild_id
-        assert guild_id is not None
+        guild_id = guild_id_of(interaction)
         channel_id = channel_id_of(interaction)
         actor = actor_from_user(interaction.user)
         # Rendering and zipping take a moment; the file is for the caller only.

@@ -13,6 +13,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.discord.actions import guild_id_of
 from bot.discord.actors import actor_from_user
 from bot.discord.choices import GENRE_CHOICES
 from bot.discord.formatting import audit_lines, config_embed, describe_settings, plain
@@ -77,8 +78,7 @@ class StoryConfigCog(
         super().__init__()
 
     async def _update(self, interaction: discord.Interaction[Any], **changes: Any) -> None:
-        guild_id = interaction.guild_id
-        assert guild_id is not None
+        guild_id = guild_id_of(interaction)
         config = await self.bot.runtime.configs.update(
             guild_id, actor_from_user(interaction.user), **changes
         )
@@ -89,8 +89,7 @@ class StoryConfigCog(
         )
 
     async def _config(self, interaction: discord.Interaction[Any]) -> GuildConfig:
-        guild_id = interaction.guild_id
-        assert guild_id is not None
+        guild_id = guild_id_of(interaction)
         return await self.bot.runtime.configs.get(guild_id)
 
     @app_commands.command(name="show", description="Show every story setting of this server")
@@ -269,8 +268,8 @@ class StoryConfigCog(
         self, interaction: discord.Interaction[Any], rating: app_commands.Choice[str]
     ) -> None:
         """Override the content rating of the channel the command is used in."""
-        guild_id, channel = interaction.guild_id, interaction.channel
-        assert guild_id is not None and channel is not None
+        guild_id, channel = guild_id_of(interaction), interaction.channel
+        assert channel is not None
         nsfw = getattr(channel, "is_nsfw", None)
         chosen = None if rating.value == "server" else ContentRating(rating.value)
         await self.bot.runtime.moderation.set_channel_rating(
@@ -289,8 +288,7 @@ class StoryConfigCog(
         self, interaction: discord.Interaction[Any], words: app_commands.Range[str, 1, 1000]
     ) -> None:
         """Add blocked words."""
-        guild_id = interaction.guild_id
-        assert guild_id is not None
+        guild_id = guild_id_of(interaction)
         listed = await self.bot.runtime.moderation.add_blocked_words(
             guild_id, actor_from_user(interaction.user), _split_words(words)
         )
@@ -302,8 +300,7 @@ class StoryConfigCog(
         self, interaction: discord.Interaction[Any], words: app_commands.Range[str, 1, 1000]
     ) -> None:
         """Remove blocked words."""
-        guild_id = interaction.guild_id
-        assert guild_id is not None
+        guild_id = guild_id_of(interaction)
         listed = await self.bot.runtime.moderation.remove_blocked_words(
             guild_id, actor_from_user(interaction.user), _split_words(words)
         )
@@ -312,8 +309,7 @@ class StoryConfigCog(
     @blocked.command(name="list", description="Show this server's own blocked words")
     async def blocked_list(self, interaction: discord.Interaction[Any]) -> None:
         """List the server's blocked words (only the caller sees them)."""
-        guild_id = interaction.guild_id
-        assert guild_id is not None
+        guild_id = guild_id_of(interaction)
         listed = await self.bot.runtime.moderation.blocked_words(
             guild_id, actor_from_user(interaction.user)
         )
@@ -326,8 +322,7 @@ class StoryConfigCog(
         self, interaction: discord.Interaction[Any], entries: app_commands.Range[int, 1, 50] = 15
     ) -> None:
         """Show recent audit entries to the moderator who asks (and nobody else)."""
-        guild_id = interaction.guild_id
-        assert guild_id is not None
+        guild_id = guild_id_of(interaction)
         found = await self.bot.runtime.moderation.audit(
             guild_id, actor_from_user(interaction.user), limit=entries
         )
