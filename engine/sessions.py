@@ -346,14 +346,15 @@ class SessionService:
         text = text[:MAX_TABLE_TALK_CHARS]
 
         async def work(db: AsyncSession) -> TableTalkView | None:
-            story = await repo.get_open_session_in_channel(db=db, channel_id=channel_id)
-            if story is None:
-                return None
-            player = next((p for p in story.participants if p.user_id == actor.user_id), None)
+            try:
+                loaded = await self._load(db, channel_id=channel_id)
+            except SessionNotFound:
+                return None  # chatter in a channel without a story
+            player = loaded.participant_of(actor.user_id)
             if player is None:
                 return None
-            loaded = await self._load(db, session_id=story.id)
             self._check_content(loaded, actor, text, TextKind.TABLE_TALK)
+            story = loaded.story
             row = TableTalk(
                 session_id=story.id,
                 author_id=actor.user_id,
