@@ -76,7 +76,7 @@ class TurnTimeoutScheduler:
         return max(0.0, min(self._max_sleep, (deadline - self._clock()).total_seconds()))
 
     async def run(self) -> None:
-        """Sweep forever; cancel the task to stop."""
+        """Sweep until stop() asks the loop to end."""
         while not self._stopping:
             try:
                 await self.sweep()
