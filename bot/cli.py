@@ -14,12 +14,12 @@ from pathlib import Path
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from engine.database_admin import DatabaseUnavailable, migrate, safe_url
 from engine.errors import StoryError
 from engine.export import ExportFormat, ExportOptions
-from engine.model.errors import ModelLoadError
+from engine.ops.database_admin import DatabaseUnavailable, migrate, safe_url
 from engine.queue.errors import QueueError
 from engine.settings import Settings, get_settings
+from engine.worker.model.errors import ModelLoadError
 from storage.database import create_engine, create_session_factory
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run a model worker that serves generation jobs from Redis."""
-    from engine.worker_main import run_worker
+    from engine.worker.main import run_worker
 
     settings = _settings()
     if not settings.queue_url.startswith(("redis://", "rediss://")):
@@ -128,7 +128,7 @@ def cmd_bot(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Measure generation throughput through the real worker path."""
-    from engine.bench import benchmark_generation
+    from engine.ops.bench import benchmark_generation
 
     settings = _settings()
     try:
@@ -177,7 +177,7 @@ def _clip(text: str, limit: int) -> str:
 
 
 async def _list_stories(url: str, guild_id: int | None) -> str:
-    from engine.sessions import SessionService
+    from engine.story.service import SessionService
 
     async with _story_database(url) as factory:
         stories = await SessionService(factory).list_sessions(guild_id)
@@ -212,8 +212,8 @@ async def _export_story(
     url: str, session_id: int, fmt: ExportFormat, options: ExportOptions
 ) -> tuple[str, bytes]:
     from engine.export import ExportService
-    from engine.guild_config import GuildConfigService
-    from engine.sessions import SessionService
+    from engine.rules.guild_config import GuildConfigService
+    from engine.story.service import SessionService
 
     async with _story_database(url) as factory:
         service = ExportService(SessionService(factory), GuildConfigService(factory))
@@ -250,7 +250,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 async def _import_story(url: str, data: bytes, guild_id: int | None, channel_id: int | None) -> str:
-    from engine.story_import import import_story
+    from engine.export.importer import import_story
 
     async with _story_database(url) as factory:
         view = await import_story(factory, data, guild_id=guild_id, channel_id=channel_id)

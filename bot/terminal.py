@@ -13,10 +13,10 @@ from typing import TextIO
 from engine.actors import Actor
 from engine.errors import StoryError
 from engine.export import ExportFormat, ExportOptions, ExportService
-from engine.narration import NarratorBusy
+from engine.narrator.coordinator import NarratorBusy
 from engine.runtime import StoryRuntime
 from engine.settings import Settings
-from engine.views import NarrationOutcome, NarrationRequest, SessionView, TimeoutOutcome
+from engine.story.views import NarrationOutcome, NarrationRequest, SessionView, TimeoutOutcome
 
 log = logging.getLogger(__name__)
 

@@ -10,41 +10,25 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from engine.database_admin import migrate
-from engine.guild_config import GuildConfigService
-from engine.moderation import ModerationService
-from engine.narration import NarrationListener, NarratorCoordinator
+from engine.narrator.context_builder import StoryContextBuilder
+from engine.narrator.coordinator import NarrationListener, NarratorCoordinator
+from engine.ops.database_admin import migrate
 from engine.queue.factory import open_queue, open_worker_queue
-from engine.queue.interfaces import JobQueue
-from engine.queue.worker_loop import WorkerLoop
-from engine.sessions import Clock, SessionService, utc_now
+from engine.queue.interfaces import BatchProcessor, JobQueue
+from engine.rules.guild_config import GuildConfigService
+from engine.rules.moderation import ModerationService
+from engine.rules.throttles import RateLimits, Throttles
 from engine.settings import Settings
-from engine.story_context import StoryContextBuilder
-from engine.throttle import RateLimits, Throttles
-from engine.turn_timers import TimeoutListener, TurnTimeoutScheduler
+from engine.story.service import Clock, SessionService, utc_now
+from engine.story.timeout_scheduler import TimeoutListener, TurnTimeoutScheduler
+from engine.worker.loop import WorkerLoop
 from storage.database import create_engine, create_session_factory
 
 log = logging.getLogger(__name__)
 
 LoadProgress = Callable[[str], None]
-
-
-def build_worker_loop_processor(
-    settings: Settings, progress: LoadProgress | None = None, *, seed: int | None = None
-) -> Callable[..., object]:
-    """Load the configured model and return the batch processor a WorkerLoop runs."""
-    from engine.model.generator import BatchGenerator
-    from engine.model.loading import load_model
-    from engine.narrator_worker import NarratorJobProcessor
-
-    loaded = load_model(
-        settings.model,
-        quantization=settings.quantization,
-        device=settings.device,
-        cache_dir=settings.cache_dir,
-        progress=progress,
-    )
-    return NarratorJobProcessor(BatchGenerator(loaded), seed=seed)
+ProcessorFactory = Callable[[], Awaitable[BatchProcessor]]
+"""Builds the in-process worker's batch processor (tests pass a tiny model's)."""
 
 
 @dataclass
@@ -72,7 +56,7 @@ class StoryRuntime:
         on_timeout: TimeoutListener,
         clock: Clock = utc_now,
         load_progress: LoadProgress | None = None,
-        processor_factory: Callable[[], Awaitable[Callable[..., object]]] | None = None,
+        processor_factory: ProcessorFactory | None = None,
         queue_limits: dict[str, object] | None = None,
     ) -> StoryRuntime:
         """Migrate the database, open the queue and, for memory://, start an in-process worker."""
@@ -109,13 +93,15 @@ class StoryRuntime:
         try:
             if settings.queue_url.startswith("memory://"):
                 if processor_factory is None:
+                    from engine.worker.main import load_processor
+
                     processor = await asyncio.to_thread(
-                        build_worker_loop_processor, settings, load_progress
+                        load_processor, settings, load_progress
                     )
                 else:
                     processor = await processor_factory()
                 worker_queue = await open_worker_queue(settings.queue_url, **(queue_limits or {}))
-                runtime._worker = WorkerLoop(worker_queue, processor)  # type: ignore[arg-type]
+                runtime._worker = WorkerLoop(worker_queue, processor)
                 runtime._background.append(
                     asyncio.create_task(runtime._worker.run(), name="in-process-worker")
                 )

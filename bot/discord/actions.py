@@ -14,8 +14,8 @@ from bot.discord.formatting import NO_MENTIONS, plain, turn_prompt
 from bot.discord.narrator_messages import partial_message
 from bot.discord.replies import SOMETHING_WENT_WRONG, reply, send_error
 from engine.errors import InvalidState, StoryError
-from engine.narration import NarratorBusy
-from engine.views import NarrationRequest, SessionView, UndoOutcome
+from engine.narrator.coordinator import NarratorBusy
+from engine.story.views import NarrationRequest, SessionView, UndoOutcome
 
 if TYPE_CHECKING:
     from bot.discord.app import TaleweaverBot

@@ -18,19 +18,18 @@ from bot.discord.components import DYNAMIC_ITEMS, narrator_view
 from bot.discord.narrator_messages import DEFAULT_EDIT_INTERVAL, DiscordNarrationListener
 from bot.discord.replies import SOMETHING_WENT_WRONG, send_error
 from bot.discord.throttle import MonotonicClock
-from engine.content_guard import RateLimited, Where
 from engine.errors import StoryError
 from engine.export import ExportService
-from engine.narration import NarrationListener
-from engine.runtime import StoryRuntime
-from engine.sessions import Clock, utc_now
+from engine.narrator.coordinator import NarrationListener
+from engine.rules.guard import RateLimited, Where
+from engine.runtime import ProcessorFactory, StoryRuntime
 from engine.settings import Settings
-from engine.turn_timers import TimeoutListener
+from engine.story.service import Clock, utc_now
+from engine.story.timeout_scheduler import TimeoutListener
 
 log = logging.getLogger(__name__)
 
 RuntimeFactory = Callable[[NarrationListener, TimeoutListener], Awaitable[StoryRuntime]]
-ProcessorFactory = Callable[[], Awaitable[Callable[..., object]]]
 
 # The turns cog reads plain messages, which needs the privileged message content intent.
 ALWAYS_LOADED_COGS = ("bot.discord.cogs.story", "bot.discord.cogs.storyconfig")

@@ -17,7 +17,7 @@ from bot.discord.actions import guarded, retry_passage, story_bot, undo_turn
 from bot.discord.actors import actor_from_user
 from bot.discord.formatting import NO_MENTIONS, version_label
 from bot.discord.splitting import split_message
-from engine.views import TurnView
+from engine.story.views import TurnView
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import discord
 
-from engine.genres import get_preset
-from engine.guild_config import GuildConfig
-from engine.moderation import AuditEntry
-from engine.views import LoreView, ParticipantView, Recap, SessionView, TurnView
+from engine.rules.genres import get_preset
+from engine.rules.guild_config import GuildConfig
+from engine.rules.moderation import AuditEntry
+from engine.story.views import LoreView, ParticipantView, Recap, SessionView, TurnView
 
 CONTENT_LIMIT = 2000
 EMBED_TITLE_LIMIT = 256

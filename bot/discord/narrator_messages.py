@@ -20,8 +20,8 @@ from bot.discord.formatting import (
 )
 from bot.discord.splitting import MESSAGE_LIMIT, split_message
 from bot.discord.throttle import EditThrottle, MonotonicClock
-from engine.sessions import SessionService
-from engine.views import NarrationOutcome, SessionView, TimeoutOutcome, TurnView
+from engine.story.service import SessionService
+from engine.story.views import NarrationOutcome, SessionView, TimeoutOutcome, TurnView
 
 log = logging.getLogger(__name__)
 

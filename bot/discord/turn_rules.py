@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from engine.views import SessionView
+from engine.story.views import SessionView
 
 TABLE_TALK_MARKERS = ("((", "//")
 

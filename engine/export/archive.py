@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from engine.guild_config import GuildConfig
-from engine.views import StoryTranscript
+from engine.rules.guild_config import GuildConfig
+from engine.story.views import StoryTranscript
 from storage.models import ParticipantStatus, SessionStatus, TurnKind
 
 FORMAT_NAME = "taleweaver-story"

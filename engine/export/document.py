@@ -8,8 +8,8 @@ from datetime import datetime
 
 from engine.errors import InvalidSetting
 from engine.export.formats import ExportOptions
-from engine.genres import get_preset
-from engine.views import StoryTranscript, TableTalkView
+from engine.rules.genres import get_preset
+from engine.story.views import StoryTranscript, TableTalkView
 from storage.models import SessionStatus, TurnKind
 
 _MONTHS = (

@@ -22,9 +22,9 @@ from engine.export.formats import (
 )
 from engine.export.html import render_html
 from engine.export.text import render_markdown, render_text
-from engine.guild_config import GuildConfig, GuildConfigService, is_moderator
-from engine.sessions import Clock, SessionService, utc_now
-from engine.views import SessionView, StoryTranscript
+from engine.rules.guild_config import GuildConfig, GuildConfigService, is_moderator
+from engine.story.service import Clock, SessionService, utc_now
+from engine.story.views import SessionView, StoryTranscript
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,14 @@ from engine.queue.errors import (
     SessionBusy,
 )
 from engine.queue.factory import open_queue, open_worker_queue
-from engine.queue.interfaces import Delivery, JobQueue, WorkerQueue
+from engine.queue.interfaces import (
+    BatchOutcome,
+    BatchProcessor,
+    Delivery,
+    JobQueue,
+    ProgressCallback,
+    WorkerQueue,
+)
 from engine.queue.jobs import (
     FinalEvent,
     GenerationJob,
@@ -23,9 +30,9 @@ from engine.queue.jobs import (
 )
 from engine.queue.memory_queue import MemoryQueue
 from engine.queue.redis_queue import RedisJobQueue, RedisWorkerQueue
-from engine.queue.worker_loop import BatchProcessor, ProgressCallback, WorkerLoop
 
 __all__ = [
+    "BatchOutcome",
     "BatchProcessor",
     "Delivery",
     "FinalEvent",
@@ -47,7 +54,6 @@ __all__ = [
     "RedisJobQueue",
     "RedisWorkerQueue",
     "SessionBusy",
-    "WorkerLoop",
     "WorkerQueue",
     "new_job_id",
     "open_queue",

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from engine.queue.jobs import GenerationJob, JobEvent
+
+ProgressCallback = Callable[[str, str], None]
+"""Called from the processor's thread with (job_id, partial text)."""
+BatchOutcome = tuple[str, str | Exception]
+"""(job_id, final text or the exception that ended this job)."""
+BatchProcessor = Callable[[list[GenerationJob], ProgressCallback], Sequence[BatchOutcome]]
+"""Generate text for a batch of jobs; runs in a worker thread, never on the event loop."""
 
 
 @dataclass(frozen=True)

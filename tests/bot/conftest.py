@@ -14,9 +14,9 @@ from typing import Any
 import discord
 import pytest
 
-from engine.guild_config import GuildConfigService
-from engine.sessions import SessionService
-from engine.views import ParticipantView, SessionView, TurnView
+from engine.rules.guild_config import GuildConfigService
+from engine.story.service import SessionService
+from engine.story.views import ParticipantView, SessionView, TurnView
 from storage.database import create_engine, create_session_factory
 from storage.models import ParticipantStatus, SessionStatus, TurnKind
 

@@ -175,8 +175,8 @@ async def test_members_over_the_command_limit_are_refused_and_audited(
     import discord
 
     from bot.discord.app import StoryCommandTree
-    from engine.content_guard import RateLimited
-    from engine.throttle import RateLimits, Throttles
+    from engine.rules.guard import RateLimited
+    from engine.rules.throttles import RateLimits, Throttles
 
     audited: list[RateLimited] = []
 

@@ -7,7 +7,7 @@ import pytest
 
 from bot.discord.app import BotOptions
 from bot.discord.components import RetryButton, UndoButton, VersionSelect
-from engine.views import NarrationRequest
+from engine.story.views import NarrationRequest
 
 from support.stories import ALICE, BOB, CHANNEL, started
 

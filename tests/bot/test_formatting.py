@@ -21,8 +21,8 @@ from bot.discord.formatting import (
     truncate,
     turn_prompt,
 )
-from engine.guild_config import GuildConfig
-from engine.views import LoreView, Recap, SummaryView
+from engine.rules.guild_config import GuildConfig
+from engine.story.views import LoreView, Recap, SummaryView
 from storage.models import SessionStatus
 
 

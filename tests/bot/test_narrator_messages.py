@@ -10,7 +10,7 @@ import pytest
 
 from bot.discord.components import narrator_view
 from bot.discord.narrator_messages import CURSOR, DiscordNarrationListener, PassageStream
-from engine.views import NarrationOutcome, TimeoutOutcome
+from engine.story.views import NarrationOutcome, TimeoutOutcome
 
 INTERVAL = 0.05
 

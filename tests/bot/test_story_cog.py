@@ -11,7 +11,7 @@ from bot.discord.app import BotOptions, explain_command_error
 from bot.discord.cogs.story.cog import StoryCog
 from engine.errors import SessionNotFound
 from engine.export import ExportFile, ExportFormat, ExportOptions
-from engine.views import NarrationRequest
+from engine.story.views import NarrationRequest
 
 from support.stories import ALICE, BOB, CHANNEL, GUILD, MOD, started
 

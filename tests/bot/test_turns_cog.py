@@ -8,8 +8,8 @@ import pytest
 
 from bot.discord.app import BotOptions
 from bot.discord.cogs.turns.cog import REFUSED_REACTION, WAITING_REACTION, TurnsCog
-from engine.narration import NarratorBusy
-from engine.views import NarrationRequest
+from engine.narrator.coordinator import NarratorBusy
+from engine.story.views import NarrationRequest
 
 from support.stories import ALICE, BOB, CHANNEL, GUILD, MOD, started
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from engine.guild_config import GuildConfigService
-from engine.sessions import SessionService
+from engine.rules.guild_config import GuildConfigService
+from engine.story.service import SessionService
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ def config_service(session_factory: async_sessionmaker[AsyncSession]) -> GuildCo
 @pytest.fixture(scope="session")
 def narrator_tiny_model(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """A tiny model with a context window large enough for real narrator prompts."""
-    from engine.model.loading import load_model
+    from engine.worker.model.loading import load_model
 
     from support.tiny_model import build_tiny_model
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.bench import GenerationBenchReport, benchmark_generation, story_context
-from engine.model.loading import LoadedModel, load_model
+from engine.ops.bench import GenerationBenchReport, benchmark_generation, story_context
 from engine.settings import Settings
+from engine.worker.model.loading import LoadedModel, load_model
 
 from support.tiny_model import build_tiny_model
 
@@ -69,8 +69,8 @@ def test_sessions_get_distinct_story_contexts() -> None:
 
 
 def test_stop_rules_can_be_switched_off_for_full_length_jobs() -> None:
-    from engine.bench import _without_stop_rules
-    from engine.model.stopping import StopPolicy
+    from engine.ops.bench import _without_stop_rules
+    from engine.worker.model.stopping import StopPolicy
 
     text = "The tide turns.\n\nMira: I open the door.\n<|im_start|>user"
     assert StopPolicy(max_paragraphs=5, player_names=("Mira",)).should_stop(text)

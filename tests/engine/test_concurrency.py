@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from engine.errors import InvalidState, NotYourTurn, StoryError
-from engine.guild_config import GuildConfigService
-from engine.sessions import SessionService
+from engine.rules.guild_config import GuildConfigService
+from engine.story.service import SessionService
 from storage.models import NarratorCadence
 
 from support.stories import ALICE, BOB, CARA, GUILD, MOD, started

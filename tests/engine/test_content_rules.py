@@ -6,12 +6,12 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.actors import Actor
-from engine.content_guard import ContentGuard, ContentRefused, RateLimited
 from engine.errors import InvalidSetting, PermissionDenied
-from engine.guild_config import GuildConfigService
-from engine.moderation import ModerationService
-from engine.sessions import SessionService
-from engine.throttle import RateLimits, Throttles
+from engine.rules.guard import ContentGuard, ContentRefused, RateLimited
+from engine.rules.guild_config import GuildConfigService
+from engine.rules.moderation import ModerationService
+from engine.rules.throttles import RateLimits, Throttles
+from engine.story.service import SessionService
 from storage.models import ContentRating, NarratorCadence
 
 from support.stories import ALICE, BOB, CHANNEL, GUILD, MOD, started

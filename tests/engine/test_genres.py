@@ -3,7 +3,7 @@ import re
 import pytest
 
 from engine.errors import InvalidSetting
-from engine.genres import (
+from engine.rules.genres import (
     GENRE_KEYS,
     MAX_CUSTOM_INSTRUCTIONS_CHARS,
     SAMPLING_KEYS,
@@ -99,8 +99,8 @@ def test_integer_is_accepted_for_a_float_setting() -> None:
 
 
 def test_every_accepted_override_is_accepted_by_the_worker() -> None:
-    from engine.model.sampling import SamplingSettings
-    from engine.setting_bounds import field_bounds
+    from engine.protocol.bounds import field_bounds
+    from engine.protocol.sampling import SamplingSettings
 
     # The extreme values the engine stores must not make the worker reject the job.
     for name in SamplingSettings.model_fields:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from engine.errors import InvalidSetting, PermissionDenied
-from engine.guild_config import GuildConfigService
+from engine.rules.guild_config import GuildConfigService
 from storage.models import NarratorCadence
 
 from support.stories import ALICE, GUILD, MOD

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.narration import NEUTRAL_PASSAGE
+from engine.narrator.coordinator import NEUTRAL_PASSAGE
 from engine.queue.jobs import GenerationJob
 from engine.runtime import StoryRuntime
 from engine.settings import Settings

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import pytest
 
-from engine.model.generator import BatchGenerator
-from engine.narrator_worker import NarratorJobProcessor
-from engine.prompt.context import StoryContext
-from engine.prompt.context import TurnView as PromptTurn
+from engine.protocol.context import StoryContext
+from engine.protocol.context import TurnView as PromptTurn
 from engine.queue.errors import JobRejected
 from engine.queue.jobs import GenerationJob
+from engine.worker.model.generator import BatchGenerator
+from engine.worker.processor import NarratorJobProcessor
 
 SAMPLING = {"temperature": 0.9, "max_new_tokens": 16, "max_paragraphs": 5}
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.model.generator import BatchGenerator
-from engine.narration import NarratorBusy
-from engine.narrator_worker import NarratorJobProcessor
+from engine.narrator.coordinator import NarratorBusy
 from engine.runtime import StoryRuntime
 from engine.settings import Settings
+from engine.worker.model.generator import BatchGenerator
+from engine.worker.processor import NarratorJobProcessor
 from storage.models import TurnKind
 
 from support.recording import RecordingListener

@@ -15,9 +15,9 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from engine.actors import Actor
 from engine.errors import StoryError
-from engine.guild_config import GuildConfigService
-from engine.sessions import SessionService
-from engine.views import SessionView
+from engine.rules.guild_config import GuildConfigService
+from engine.story.service import SessionService
+from engine.story.views import SessionView
 from storage.database import create_engine, create_session_factory
 from storage.models import NarratorCadence, ParticipantStatus, SessionStatus
 

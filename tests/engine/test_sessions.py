@@ -13,8 +13,8 @@ from engine.errors import (
     StoryError,
     TurnRejected,
 )
-from engine.guild_config import GuildConfigService
-from engine.sessions import SessionService
+from engine.rules.guild_config import GuildConfigService
+from engine.story.service import SessionService
 from storage.models import NarratorCadence, ParticipantStatus, SessionStatus, TurnKind
 
 from support.stories import ALICE, BOB, CARA, CHANNEL, DAN, GUILD, MOD, started

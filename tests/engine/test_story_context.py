@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from engine.sessions import SessionService
-from engine.story_context import KEEP_RECENT_TURNS, StoryContextBuilder
+from engine.narrator.context_builder import KEEP_RECENT_TURNS, StoryContextBuilder
+from engine.story.service import SessionService
 
 from support.stories import ALICE, BOB, CHANNEL, started
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from engine.guild_config import GuildConfigService
-from engine.sessions import SessionService
-from engine.turn_timers import TurnTimeoutScheduler
-from engine.views import SessionView, TimeoutOutcome
+from engine.rules.guild_config import GuildConfigService
+from engine.story.service import SessionService
+from engine.story.timeout_scheduler import TurnTimeoutScheduler
+from engine.story.views import SessionView, TimeoutOutcome
 from storage.models import NarratorCadence
 
 from support.stories import ALICE, BOB, GUILD, MOD, started

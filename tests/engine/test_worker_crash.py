@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from engine.narration import NarratorCoordinator
+from engine.narrator.context_builder import StoryContextBuilder
+from engine.narrator.coordinator import NarratorCoordinator
 from engine.queue import open_queue
-from engine.sessions import SessionService
-from engine.story_context import StoryContextBuilder
+from engine.story.service import SessionService
 from storage.models import TurnKind
 
 from conftest import service_missing

@@ -13,10 +13,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine.model.generator import BatchGenerator
-from engine.model.loading import load_model
-from engine.narrator_worker import NarratorJobProcessor
-from engine.queue import GenerationJob, ProgressCallback, WorkerLoop, open_worker_queue
+from engine.queue import GenerationJob, ProgressCallback, open_worker_queue
+from engine.worker.loop import WorkerLoop
+from engine.worker.model.generator import BatchGenerator
+from engine.worker.model.loading import load_model
+from engine.worker.processor import NarratorJobProcessor
 
 QUEUE_TIMINGS = {"heartbeat_s": 0.2, "visibility_timeout_s": 1.0, "block_s": 0.1}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from engine.views import NarrationOutcome, SessionView, TimeoutOutcome
+from engine.story.views import NarrationOutcome, SessionView, TimeoutOutcome
 
 
 class RecordingListener:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from engine.actors import Actor
-from engine.sessions import SessionService
-from engine.views import SessionView
+from engine.story.service import SessionService
+from engine.story.views import SessionView
 
 GUILD = 1
 CHANNEL = 100

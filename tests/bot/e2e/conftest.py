@@ -24,12 +24,12 @@ import torch
 
 from bot.discord.app import BotOptions, RuntimeFactory, TaleweaverBot
 from engine.actors import Actor
-from engine.model.generator import BatchGenerator
-from engine.model.loading import LoadedModel, load_model
-from engine.narrator_worker import NarratorJobProcessor
 from engine.queue.jobs import GenerationJob
 from engine.settings import Settings
-from engine.views import SessionView, TurnView
+from engine.story.views import SessionView, TurnView
+from engine.worker.model.generator import BatchGenerator
+from engine.worker.model.loading import LoadedModel, load_model
+from engine.worker.processor import NarratorJobProcessor
 
 from discord_double import DiscordDouble, DoubleUser, InteractionRecord, StoredMessage
 from discord_double.fixture import discord_double

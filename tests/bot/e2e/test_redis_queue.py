@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import redis
 
-from engine.narration import NarrationListener
-from engine.queue import WorkerLoop, open_worker_queue
+from engine.narrator.coordinator import NarrationListener
+from engine.queue import open_worker_queue
 from engine.runtime import StoryRuntime
-from engine.turn_timers import TimeoutListener
+from engine.story.timeout_scheduler import TimeoutListener
+from engine.worker.loop import WorkerLoop
 from storage.models import TurnKind
 
 from conftest import service_missing

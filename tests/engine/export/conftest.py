@@ -9,9 +9,9 @@ import pytest
 
 from engine.actors import Actor
 from engine.export import ExportService
-from engine.guild_config import GuildConfigService
-from engine.sessions import SessionService
-from engine.views import (
+from engine.rules.guild_config import GuildConfigService
+from engine.story.service import SessionService
+from engine.story.views import (
     ParticipantView,
     SessionView,
     StoryTranscript,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from engine.sessions import SessionService
+from engine.story.service import SessionService
 from storage.database import create_engine, create_session_factory
 from storage.migrate import upgrade
 

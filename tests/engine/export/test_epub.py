@@ -14,7 +14,7 @@ import pytest
 from engine.export import ExportOptions
 from engine.export.document import build_document
 from engine.export.epub import PASSAGES_PER_PART, render_epub
-from engine.views import StoryTranscript
+from engine.story.views import StoryTranscript
 
 Build = Callable[..., StoryTranscript]
 NS = {

@@ -13,7 +13,7 @@ from engine.export.document import build_document
 from engine.export.epub import render_epub
 from engine.export.html import render_html
 from engine.export.text import escape_markdown_line, render_markdown, render_text
-from engine.views import StoryTranscript
+from engine.story.views import StoryTranscript
 
 XHTML = "{http://www.w3.org/1999/xhtml}"
 Build = Callable[..., StoryTranscript]

@@ -25,7 +25,7 @@ from aiohttp import web
 from engine.export import ExportOptions
 from engine.export.document import build_document
 from engine.export.html import render_html
-from engine.views import StoryTranscript
+from engine.story.views import StoryTranscript
 
 from conftest import IN_CI
 

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.export import ExportFormat, ExportService
-from engine.guild_config import GuildConfigService
-from engine.sessions import SessionService
-from engine.story_import import StoryImportError, import_story, parse_archive
-from engine.views import SessionView
+from engine.export.importer import StoryImportError, import_story, parse_archive
+from engine.rules.guild_config import GuildConfigService
+from engine.story.service import SessionService
+from engine.story.views import SessionView
 from storage.models import SessionStatus
 
 from support.stories import ALICE, BOB, CHANNEL, GUILD, MOD

@@ -12,7 +12,7 @@ from engine.export.document import Aside, Passage, build_document
 from engine.export.formats import filename_for, slug
 from engine.export.html import render_html
 from engine.export.text import render_markdown, render_text
-from engine.views import StoryTranscript
+from engine.story.views import StoryTranscript
 
 Build = Callable[..., StoryTranscript]
 

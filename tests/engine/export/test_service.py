@@ -8,9 +8,9 @@ import pytest
 from engine.actors import Actor
 from engine.errors import PermissionDenied, SessionNotFound
 from engine.export import ExportFormat, ExportOptions, ExportService, StoryChoice
-from engine.guild_config import GuildConfigService
-from engine.sessions import SessionService
-from engine.views import SessionView
+from engine.rules.guild_config import GuildConfigService
+from engine.story.service import SessionService
+from engine.story.views import SessionView
 from storage.models import SessionStatus
 
 from support.stories import ALICE, BOB, CARA, CHANNEL, DAN, GUILD, MOD

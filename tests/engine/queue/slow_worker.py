@@ -12,13 +12,13 @@ import sys
 import time
 
 from engine.queue import (
+    BatchOutcome,
     BatchProcessor,
     GenerationJob,
     ProgressCallback,
-    WorkerLoop,
     open_worker_queue,
 )
-from engine.queue.worker_loop import BatchOutcome
+from engine.worker.loop import WorkerLoop
 
 
 def slow_batch(steps: int) -> BatchProcessor:

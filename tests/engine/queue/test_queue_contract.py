@@ -16,9 +16,9 @@ from engine.queue import (
     JobRejected,
     QueueFull,
     SessionBusy,
-    WorkerLoop,
     new_job_id,
 )
+from engine.worker.loop import WorkerLoop
 
 
 def make_job(session_id: int, hero: str = "Ada") -> GenerationJob:

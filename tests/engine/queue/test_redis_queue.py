@@ -20,9 +20,9 @@ from engine.queue import (
     JobFailed,
     JobProgress,
     QueueConfig,
-    WorkerLoop,
     new_job_id,
 )
+from engine.worker.loop import WorkerLoop
 
 SLOW_WORKER = Path(__file__).with_name("slow_worker.py")
 CRASH_LIMITS = {"heartbeat_s": 0.2, "visibility_timeout_s": 1.0, "block_s": 0.1}

@@ -46,9 +46,9 @@ from bot.discord.splitting import split_message
 from engine.actors import Actor
 from engine.errors import InvalidState, SessionNotFound
 from engine.export import ExportFormat, ExportOptions, zip_export
-from engine.narration import NarratorBusy
-from engine.sessions import MAX_AUTHORS_NOTE_CHARS, MAX_PREMISE_CHARS, MAX_TITLE_CHARS
-from engine.views import SessionView
+from engine.narrator.coordinator import NarratorBusy
+from engine.story.service import MAX_AUTHORS_NOTE_CHARS, MAX_PREMISE_CHARS, MAX_TITLE_CHARS
+from engine.story.views import SessionView
 
 if TYPE_CHECKING:
     from bot.discord.app import TaleweaverBot

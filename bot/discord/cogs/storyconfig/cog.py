@@ -19,9 +19,9 @@ from bot.discord.choices import GENRE_CHOICES
 from bot.discord.formatting import audit_lines, config_embed, describe_settings, plain
 from bot.discord.replies import reply
 from engine.errors import InvalidSetting
-from engine.guild_config import GuildConfig
-from engine.model.sampling import SamplingSettings
-from engine.setting_bounds import field_bounds
+from engine.protocol.bounds import field_bounds
+from engine.protocol.sampling import SamplingSettings
+from engine.rules.guild_config import GuildConfig
 from storage.models import ContentRating
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from bot.discord.formatting import NO_MENTIONS, truncate, turn_prompt
 from bot.discord.narrator_messages import send_ping
 from bot.discord.turn_rules import MessageRole, classify_message, is_table_talk, table_talk_text
 from engine.errors import InvalidState, NotYourTurn, StoryError
-from engine.narration import NarratorBusy
+from engine.narrator.coordinator import NarratorBusy
 
 if TYPE_CHECKING:
     from bot.discord.app import TaleweaverBot

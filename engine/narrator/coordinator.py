@@ -1,0 +1,321 @@
+"""Bridge between the story engine and the job queue: enqueue narrator work, store results."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, Protocol
+
+from engine.errors import StoryError
+from engine.narrator.context_builder import StoryContextBuilder
+from engine.queue.errors import QueueError, QueueFull, SessionBusy
+from engine.queue.interfaces import JobQueue
+from engine.queue.jobs import GenerationJob, JobCompleted, JobEvent, JobFailed, JobProgress
+from engine.rules.genres import get_preset
+from engine.rules.guard import Where
+from engine.safety import ContentPolicy, TextKind, strip_control_characters
+from engine.story.service import SessionService, StoryRules
+from engine.story.views import NarrationOutcome, NarrationRequest, SessionView
+from storage.models import ViolationAction
+
+log = logging.getLogger(__name__)
+
+STOP_GRACE_SECONDS = 5.0
+
+# Stored instead of a passage the filters refused every time; the players carry on from it.
+NEUTRAL_PASSAGE = "The scene shifts quietly, and the story waits for its next turn."
+
+
+def summary_job_id(session_id: int, covers_through_turn: int) -> str:
+    """Name a summary job after what it covers, so a restarted process can store its result."""
+    return f"summary-{session_id}-{covers_through_turn}"
+
+
+def parse_summary_job_id(job_id: str) -> int | None:
+    """Return the last turn a summary job covers, or None for a foreign id."""
+    prefix, _, covers = job_id.rpartition("-")
+    return int(covers) if prefix.startswith("summary-") and covers.isdigit() else None
+
+
+class NarratorBusy(StoryError):
+    """The queue is full; the user is told their position and to try again."""
+
+
+class NarrationListener(Protocol):
+    """What a front-end wants to hear about the narrator."""
+
+    async def narration_progress(self, session_id: int, job_id: str, text: str) -> None:
+        """Show partial narrator text."""
+
+    async def narration_stored(self, outcome: NarrationOutcome) -> None:
+        """Show a stored narrator passage."""
+
+    async def narration_failed(self, session: SessionView, reason: str) -> None:
+        """Tell the players the narrator could not speak and the turn is theirs."""
+
+    async def narration_filtered(self, session: SessionView, job_id: str, replaced: bool) -> None:
+        """Withdraw a filtered passage's partial text; when REPLACED, tell the host why."""
+
+
+class NarratorCoordinator:
+    """Turn narration requests into queue jobs and queue events into stored turns."""
+
+    def __init__(
+        self,
+        *,
+        service: SessionService,
+        contexts: StoryContextBuilder,
+        queue: JobQueue,
+        listener: NarrationListener,
+    ) -> None:
+        self._service = service
+        self._contexts = contexts
+        self._queue = queue
+        self._listener = listener
+        # Narrations waiting for the session's summary job to finish (one job per session).
+        self._deferred: dict[int, NarrationRequest] = {}
+        self._summary_jobs: dict[str, int] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._handling: asyncio.Future[None] | None = None
+        # Filtered passages per session since its last stored one (bounded by the server's limit).
+        self._regenerations: dict[int, int] = {}
+        # Jobs whose partial text broke a rule: nothing more of them is shown.
+        self._hidden: set[str] = set()
+
+    async def _rules(self, session_id: int) -> tuple[StoryRules, ContentPolicy]:
+        """Read a story and its server's rules once, with the content policy they make."""
+        rules = await self._service.content_rules(session_id)
+        return rules, self._service.guard.policy(rules.config, rules.rating)
+
+    @staticmethod
+    def _sampling(rules: StoryRules) -> dict[str, Any]:
+        preset_sampling: dict[str, Any] = {}
+        if rules.session.genre != "custom":
+            preset_sampling = dict(get_preset(rules.session.genre).sampling)
+        return {**preset_sampling, **rules.config.sampling}
+
+    async def request(self, request: NarrationRequest) -> int:
+        """Enqueue a narrator job and return its queue position (0 when deferred)."""
+        rules, policy = await self._rules(request.session_id)
+        context = await self._contexts.narrator_context(
+            request.session_id, retry_of_turn=request.retry_of_turn
+        )
+        job = GenerationJob(
+            job_id=request.job_id,
+            session_id=request.session_id,
+            kind="narrate",
+            payload={
+                "context": context.to_dict(),
+                "sampling": self._sampling(rules),
+                "retry_of_turn": request.retry_of_turn,
+                # Blocked words are kept out of generation itself; the result is checked anyway.
+                "banned_phrases": list(policy.banned_phrases()),
+            },
+        )
+        try:
+            return await self._queue.enqueue(job)
+        except SessionBusy:
+            if self._summary_jobs and request.session_id in self._summary_jobs.values():
+                self._deferred[request.session_id] = request
+                log.info("session %s: narration waits for its summary job", request.session_id)
+                return 0
+            # Already queued earlier (a repeat request for the same pending job).
+            position = await self._queue.position(request.job_id)
+            if position is not None:
+                return position
+            # A job this story no longer wants (undone, skipped, ended) is still running:
+            # this one follows as soon as that one's result comes back.
+            self._deferred[request.session_id] = request
+            log.info("session %s: narration waits for the story's previous job", request.session_id)
+            return 0
+        except QueueFull as exc:
+            await self._give_up(request.session_id, request.job_id, "queue full")
+            raise NarratorBusy(
+                f"The narrator is busy: {exc.in_flight} stories are waiting. "
+                "The turn is yours again; ask with `continue` in a moment."
+            ) from exc
+        except QueueError as exc:
+            await self._give_up(request.session_id, request.job_id, str(exc))
+            raise NarratorBusy(f"The narrator is unavailable: {exc}") from exc
+
+    async def _give_up(self, session_id: int, job_id: str, reason: str) -> None:
+        log.warning("session %s: narration %s not queued (%s)", session_id, job_id, reason)
+        await self._service.narration_failed(session_id, job_id)
+
+    async def resume_pending(self) -> int:
+        """Re-enqueue narrations a previous process had promised but not queued."""
+        count = 0
+        for session in await self._service.list_sessions():
+            job_id = session.narrator_job_id
+            if job_id is None or await self._queue.position(job_id) is not None:
+                continue
+            with contextlib.suppress(NarratorBusy):
+                await self.request(
+                    NarrationRequest(session.id, job_id, session.narrator_retry_turn)
+                )
+                count += 1
+        return count
+
+    async def handle(self, event: JobEvent) -> None:
+        """Apply one queue event: store results, report progress and failures, then ack."""
+        if isinstance(event, JobProgress):
+            shown = await self._partial_to_show(event)
+            if shown is not None:
+                await self._listener.narration_progress(event.session_id, event.job_id, shown)
+            return
+        if isinstance(event, JobCompleted) and event.kind == "summarise":
+            covers = parse_summary_job_id(event.job_id)
+            if covers is not None:
+                await self._service.record_summary(
+                    event.session_id, event.job_id, event.text, covers
+                )
+            await self._queue.ack(event)
+            await self._after_summary(event.job_id)
+            return
+        if isinstance(event, JobCompleted):
+            await self._store_narration(event)
+            await self._release_deferred(event.session_id)
+            return
+        await self._handle_failure(event)
+        await self._release_deferred(event.session_id)
+
+    async def _partial_to_show(self, event: JobProgress) -> str | None:
+        """Return the partial text cleaned for showing, or None when it must stay hidden."""
+        if event.job_id in self._hidden:
+            return None
+        rules, policy = await self._rules(event.session_id)
+        if rules.session.narrator_job_id != event.job_id:
+            return None  # cancelled (undo, skip, end) or replaced: its text will never be stored
+        text = strip_control_characters(event.text)
+        # The last word may still be growing ("as" of "astonished"): check whole words only.
+        settled = text.rsplit(None, 1)[0] if " " in text.strip() else ""
+        if not settled:
+            return text
+        if policy.check(settled, TextKind.NARRATION).allowed:
+            return text
+        self._hidden.add(event.job_id)
+        return None
+
+    async def _store_narration(self, event: JobCompleted) -> None:
+        # Stray control characters are model noise, not a rule broken on purpose: drop them.
+        text = strip_control_characters(event.text)
+        rules, policy = await self._rules(event.session_id)
+        verdict = policy.check(text, TextKind.NARRATION)
+        replaced = False
+        if not verdict.allowed:
+            attempts = self._regenerations.get(event.session_id, 0) + 1
+            self._regenerations[event.session_id] = attempts
+            session = rules.session
+            where = Where(
+                guild_id=session.guild_id, channel_id=session.channel_id, session_id=session.id
+            )
+            detail = f"narration: matched {verdict.matched or '-'}; attempt {attempts}"
+            if attempts <= rules.config.narrator_regenerations:
+                retry = await self._service.regenerate_narration(event.session_id, event.job_id)
+                await self._service.guard.record(
+                    where, verdict.rule or "unknown", ViolationAction.REGENERATED, detail
+                )
+                await self._queue.ack(event)
+                self._hidden.discard(event.job_id)
+                if retry is not None:
+                    await self._listener.narration_filtered(session, event.job_id, False)
+                    with contextlib.suppress(NarratorBusy):
+                        await self.request(retry)
+                return
+            await self._service.guard.record(
+                where, verdict.rule or "unknown", ViolationAction.REPLACED, detail
+            )
+            text, replaced = NEUTRAL_PASSAGE, True
+        self._regenerations.pop(event.session_id, None)
+        self._hidden.discard(event.job_id)
+        outcome = await self._service.record_narration(event.session_id, event.job_id, text)
+        await self._queue.ack(event)
+        if outcome is not None and not outcome.duplicate:
+            if replaced:
+                await self._listener.narration_filtered(outcome.session, event.job_id, True)
+            await self._listener.narration_stored(outcome)
+            await self._maybe_summarise(event.session_id)
+
+    async def _handle_failure(self, event: JobFailed) -> None:
+        if event.kind == "summarise":
+            await self._queue.ack(event)
+            await self._after_summary(event.job_id)
+            return
+        session = await self._service.narration_failed(event.session_id, event.job_id)
+        await self._queue.ack(event)
+        if session is not None:
+            await self._listener.narration_failed(session, event.reason)
+
+    async def _after_summary(self, job_id: str) -> None:
+        session_id = self._summary_jobs.pop(job_id, None)
+        if session_id is not None:
+            await self._release_deferred(session_id)
+
+    async def _release_deferred(self, session_id: int) -> None:
+        """Enqueue the narration that waited for this story's previous job, if still wanted."""
+        deferred = self._deferred.pop(session_id, None)
+        if deferred is None:
+            return
+        session = await self._service.get(session_id)
+        if session.narrator_job_id != deferred.job_id:
+            return  # cancelled meanwhile
+        with contextlib.suppress(NarratorBusy):
+            await self.request(deferred)
+
+    async def _maybe_summarise(self, session_id: int) -> None:
+        task = await self._contexts.summary_task(session_id)
+        if task is None:
+            return
+        rules, _ = await self._rules(session_id)
+        job = GenerationJob(
+            job_id=summary_job_id(session_id, task.covers_through_turn),
+            session_id=session_id,
+            kind="summarise",
+            payload={
+                "previous_summary": task.previous_summary,
+                "turns": [t.to_dict() for t in task.turns],
+                "covers_through_turn": task.covers_through_turn,
+                "sampling": {**self._sampling(rules), "max_new_tokens": 256},
+            },
+        )
+        try:
+            await self._queue.enqueue(job)
+        except QueueError as exc:
+            # Not urgent: the next narrator passage tries again.
+            log.info("session %s: summary not queued now (%s)", session_id, exc)
+            return
+        self._summary_jobs[job.job_id] = session_id
+
+    async def run(self) -> None:
+        """Consume queue events until cancelled; a failing event is logged, not fatal."""
+        async for event in self._queue.events():
+            # Shielded: stopping waits for an event's database work instead of cutting a
+            # transaction in half.
+            self._handling = asyncio.ensure_future(self._handle_logged(event))
+            await asyncio.shield(self._handling)
+
+    async def _handle_logged(self, event: JobEvent) -> None:
+        try:
+            await self.handle(event)
+        except Exception:
+            log.exception("could not apply queue event %r", event)
+
+    def start(self) -> None:
+        """Consume events in the background."""
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="narrator-events")
+
+    async def stop(self) -> None:
+        """Stop consuming events, letting the event being applied finish first."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        handling, self._handling = self._handling, None
+        if handling is not None and not handling.done():
+            try:
+                await asyncio.wait_for(handling, timeout=STOP_GRACE_SECONDS)
+            except TimeoutError:
+                log.warning("stopped while a queue event was still being applied")

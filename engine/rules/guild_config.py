@@ -1,0 +1,150 @@
+"""Per-server story rules that moderators configure, with their bounds."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from engine.actors import Actor
+from engine.errors import InvalidSetting, PermissionDenied
+from engine.rules.genres import get_preset, validate_sampling
+from storage import repositories as repo
+from storage.models import ContentRating, GuildSettings, NarratorCadence
+
+MAX_BLOCKED_WORDS = 500
+
+log = logging.getLogger(__name__)
+
+
+class GuildConfig(BaseModel):
+    """The effective configuration of one server."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    narrator_cadence: NarratorCadence = Field(
+        NarratorCadence.EVERY_TURN,
+        description="When the narrator speaks: every_turn, every_round or on_demand",
+    )
+    turn_timeout_seconds: int = Field(
+        86400, ge=30, le=7 * 86400, description="How long a player has to write their turn"
+    )
+    max_consecutive_timeouts: int = Field(
+        2, ge=1, le=20, description="Timeouts in a row before a player is marked away"
+    )
+    min_turn_chars: int = Field(1, ge=1, le=1000, description="Shortest accepted turn")
+    max_turn_chars: int = Field(1500, ge=20, le=4000, description="Longest accepted turn")
+    moderator_role_id: int | None = Field(None, description="Role with moderator powers")
+    starter_role_id: int | None = Field(
+        None, description="Role required to start stories (none: everyone may)"
+    )
+    default_genre: str = Field("fantasy", min_length=1, max_length=40)
+    custom_genre_instructions: str = Field(
+        "", max_length=1500, description="Narrator instructions for the `custom` genre"
+    )
+    prefer_threads: bool = Field(False, description="Start each story in its own thread")
+    sampling: dict[str, Any] = Field(
+        default_factory=dict, description="Overrides of the narrator's sampling settings"
+    )
+    content_rating: ContentRating = Field(
+        ContentRating.EVERYONE,
+        description="everyone, teen or mature (mature applies only in age-restricted channels)",
+    )
+    blocked_words: tuple[str, ...] = Field(
+        (), max_length=MAX_BLOCKED_WORDS, description="Words and phrases refused on this server"
+    )
+    narrator_regenerations: int = Field(
+        2, ge=0, le=5, description="Narrator retries after a filtered passage before a neutral line"
+    )
+
+    @field_validator("default_genre")
+    @classmethod
+    def _known_genre(cls, value: str) -> str:
+        return get_preset(value).key  # UnknownGenre lists the valid keys
+
+    @field_validator("blocked_words", mode="before")
+    @classmethod
+    def _clean_blocked_words(cls, value: Any) -> tuple[str, ...]:
+        from engine.safety import validate_blocked_word
+
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise ValueError("blocked_words must be a list of words or phrases")
+        cleaned: dict[str, str] = {}
+        for word in value:
+            if not isinstance(word, str):
+                raise ValueError("blocked_words must be a list of words or phrases")
+            stored = validate_blocked_word(word)
+            cleaned.setdefault(stored.casefold(), stored)
+        return tuple(sorted(cleaned.values(), key=str.casefold))
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> GuildConfig:
+        if self.min_turn_chars > self.max_turn_chars:
+            raise ValueError("min_turn_chars must not exceed max_turn_chars")
+        return self
+
+    @classmethod
+    def from_row(cls, row: GuildSettings | None) -> GuildConfig:
+        """Build the effective configuration from a stored row (defaults when absent)."""
+        if row is None:
+            return cls()
+        return cls(**{name: getattr(row, name) for name in cls.model_fields})
+
+
+def _explain(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "configuration"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def is_moderator(actor: Actor, config: GuildConfig) -> bool:
+    """Tell whether the actor has moderator powers on this server."""
+    return actor.is_moderator or (
+        config.moderator_role_id is not None and config.moderator_role_id in actor.role_ids
+    )
+
+
+class GuildConfigService:
+    """Read and change a server's configuration."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def get(self, guild_id: int) -> GuildConfig:
+        """Return the effective configuration of a server."""
+        async with self._sessions() as db:
+            return GuildConfig.from_row(await repo.get_guild_settings(db=db, guild_id=guild_id))
+
+    async def update(self, guild_id: int, actor: Actor, **changes: Any) -> GuildConfig:
+        """Validate and store changes; refuse non-moderators and out-of-bounds values."""
+        async with self._sessions() as db, db.begin():
+            row = await repo.get_guild_settings(db=db, guild_id=guild_id)
+            current = GuildConfig.from_row(row)
+            if not is_moderator(actor, current):
+                raise PermissionDenied("Only moderators can change the story configuration.")
+            unknown = sorted(set(changes) - set(GuildConfig.model_fields))
+            if unknown:
+                raise InvalidSetting(f"Unknown setting(s): {', '.join(unknown)}.")
+            try:
+                updated = GuildConfig(**{**current.model_dump(), **changes})
+            except ValidationError as exc:
+                raise InvalidSetting(f"Invalid configuration: {_explain(exc)}") from exc
+            validate_sampling(updated.sampling)  # InvalidSetting names the bad entry
+            if row is None:
+                row = GuildSettings(guild_id=guild_id)
+                db.add(row)
+            for name, value in updated.model_dump().items():
+                setattr(row, name, value)
+            log.info("guild %s configuration changed by %s: %s", guild_id, actor.user_id, changes)
+            return updated

@@ -1,0 +1,190 @@
+"""Feed batches of jobs from the queue to a batch processor running in a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import time
+
+from engine.queue.errors import JobRejected, QueueClosed, QueueUnavailable
+from engine.queue.interfaces import BatchProcessor, Delivery, WorkerQueue
+
+log = logging.getLogger(__name__)
+
+
+
+class WorkerLoop:
+    """Collect jobs into batches, run them off the event loop, publish the outcomes."""
+
+    def __init__(
+        self,
+        queue: WorkerQueue,
+        process_batch: BatchProcessor,
+        *,
+        max_batch: int = 8,
+        batch_window_s: float = 0.05,
+        fetch_wait_s: float = 1.0,
+        progress_interval_s: float = 0.3,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self._queue = queue
+        self._process_batch = process_batch
+        self._max_batch = max_batch
+        self._batch_window_s = batch_window_s
+        self._fetch_wait_s = fetch_wait_s
+        self._progress_interval_s = progress_interval_s
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Ask run() to return after the batch in progress is finished and published."""
+        self._stopping = True
+
+    def install_signal_handlers(self) -> None:
+        """Make SIGTERM and SIGINT stop the loop gracefully (Unix, main thread only)."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.stop)
+
+    async def run(self) -> None:
+        """Process batches until stop() or the queue closes.
+
+        On cancellation, hand the running jobs back and re-raise.
+        """
+        outages = 0
+        while not self._stopping:
+            try:
+                await self.run_once()
+                outages = 0
+            except QueueClosed:
+                break
+            except QueueUnavailable as error:
+                outages += 1
+                log.warning("job queue unavailable (%s); retrying", error)
+                await asyncio.sleep(min(5.0, 0.1 * 2**outages))
+        log.info("worker loop stopped")
+
+    async def run_once(self, wait_s: float | None = None) -> int:
+        """Collect one batch (waiting up to wait_s for its first job), process it, publish it.
+
+        Return the number of jobs in the batch.
+        """
+        deliveries = await self._collect(self._fetch_wait_s if wait_s is None else wait_s)
+        if not deliveries:
+            return 0
+        if self._stopping:
+            await self._queue.release(deliveries)
+            return 0
+        try:
+            await self._process(deliveries)
+        except asyncio.CancelledError:
+            await self._queue.release(deliveries)
+            raise
+        return len(deliveries)
+
+    async def _collect(self, wait_s: float) -> list[Delivery]:
+        # No prefetch while a batch runs: jobs that arrive meanwhile stay in the
+        # queue, where an idle worker can take them, or join our next batch.
+        batch = await self._queue.fetch(self._max_batch, wait_s)
+        try:
+            window_ends = time.monotonic() + self._batch_window_s
+            while batch and len(batch) < self._max_batch and not self._stopping:
+                remaining = window_ends - time.monotonic()
+                if remaining <= 0:
+                    break
+                batch += await self._queue.fetch(self._max_batch - len(batch), remaining)
+        except asyncio.CancelledError:
+            await self._queue.release(batch)
+            raise
+        return batch
+
+    async def _process(self, deliveries: list[Delivery]) -> None:
+        jobs = [delivery.job for delivery in deliveries]
+        forwarder = _ProgressForwarder(
+            self._queue, deliveries, asyncio.get_running_loop(), self._progress_interval_s
+        )
+        started = time.monotonic()
+        try:
+            outcomes = dict(await asyncio.to_thread(self._process_batch, jobs, forwarder.report))
+        except asyncio.CancelledError:
+            forwarder.abandon()
+            raise
+        except Exception as error:  # the whole batch failed; each job may be retried
+            log.exception("batch of %d job(s) failed", len(jobs))
+            outcomes = {job.job_id: error for job in jobs}
+        await forwarder.finish()
+        meta: dict[str, object] = {
+            "batch_size": len(jobs),
+            "generation_s": round(time.monotonic() - started, 3),
+        }
+        for delivery in deliveries:
+            await self._publish(delivery, outcomes.get(delivery.job.job_id), meta)
+
+    async def _publish(
+        self, delivery: Delivery, outcome: str | Exception | None, meta: dict[str, object]
+    ) -> None:
+        if isinstance(outcome, str):
+            await self._queue.complete(
+                delivery, outcome, {**meta, "delivery_count": delivery.delivery_count}
+            )
+        elif outcome is None:
+            await self._queue.fail(delivery, "the batch processor returned no text for this job")
+        else:
+            reason = f"{type(outcome).__name__}: {outcome}"
+            await self._queue.fail(delivery, reason, retry=not isinstance(outcome, JobRejected))
+
+
+class _ProgressForwarder:
+    """Carry throttled progress from the processor's thread to the queue, in order."""
+
+    def __init__(
+        self,
+        queue: WorkerQueue,
+        deliveries: list[Delivery],
+        loop: asyncio.AbstractEventLoop,
+        interval_s: float,
+    ) -> None:
+        self._queue = queue
+        self._deliveries = {delivery.job.job_id: delivery for delivery in deliveries}
+        self._loop = loop
+        self._interval_s = interval_s
+        self._last_sent: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self._pending: asyncio.Queue[tuple[Delivery, str] | None] = asyncio.Queue()
+        self._sender = loop.create_task(self._send_all())
+
+    def report(self, job_id: str, text: str) -> None:
+        """Forward partial text unless this job reported less than an interval ago."""
+        delivery = self._deliveries.get(job_id)
+        if delivery is None or self._closed:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last_sent.get(job_id, float("-inf")) < self._interval_s:
+                return
+            self._last_sent[job_id] = now
+        try:
+            self._loop.call_soon_threadsafe(self._pending.put_nowait, (delivery, text))
+        except RuntimeError:  # the loop closed while an abandoned batch still runs
+            self._closed = True
+
+    async def finish(self) -> None:
+        """Send what is queued, then stop (progress must not trail the final result)."""
+        self._closed = True
+        self._pending.put_nowait(None)
+        await self._sender
+
+    def abandon(self) -> None:
+        """Drop queued progress and stop at once."""
+        self._closed = True
+        self._sender.cancel()
+
+    async def _send_all(self) -> None:
+        while (item := await self._pending.get()) is not None:
+            try:
+                await self._queue.progress(*item)
+            except Exception as error:  # progress is best-effort
+                log.warning("could not publish progress of job %s: %s", item[0].job.job_id, error)

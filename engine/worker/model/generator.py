@@ -1,0 +1,267 @@
+"""Generate narrator continuations for a batch of self-contained requests."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from transformers import LogitsProcessorList, StoppingCriteriaList
+
+from engine.protocol.sampling import SamplingSettings
+from engine.worker.model.loading import LoadedModel
+from engine.worker.model.logits_processors import (
+    BannedPhrases,
+    BannedPhrasesProcessor,
+    ContinuationNoRepeatNGram,
+    TokenVocabulary,
+)
+from engine.worker.model.stopping import StopPolicy
+from engine.worker.model.stopping_criteria import StopPolicyCriteria, cut_at_end_tokens
+
+log = logging.getLogger(__name__)
+
+FinishReason = Literal["stop", "length", "error"]
+PartialCallback = Callable[[str, str], None]
+_REPLACEMENT_CHAR = "\ufffd"  # a multi-byte character whose bytes are not all generated yet
+_BANNED_CACHE_SIZE = 64
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Ask for one continuation of an already rendered prompt."""
+
+    request_id: str
+    prompt: str
+    sampling: SamplingSettings
+    stop: StopPolicy
+    banned_phrases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """Carry one finished continuation and how it ended."""
+
+    request_id: str
+    text: str
+    raw_text: str
+    new_tokens: int
+    finish_reason: FinishReason
+    seconds: float
+
+
+class BatchGenerator:
+    """Run batched, per-row stopped generation on one loaded model.
+
+    Calls block: run them in a worker thread or executor, never on an event loop.
+    ``on_partial`` is called on that same thread; hand its text over to a loop with
+    ``loop.call_soon_threadsafe``. Beam search reports no partial text.
+    """
+
+    def __init__(
+        self, loaded: LoadedModel, *, max_batch_size: int = 8, partial_every: int = 4
+    ) -> None:
+        if max_batch_size < 1:
+            raise ValueError("max_batch_size must be at least 1")
+        self.loaded = loaded
+        self.max_batch_size = max_batch_size
+        self.partial_every = partial_every
+        tokenizer = loaded.tokenizer
+        self._end_token_ids = _end_token_ids(loaded.model, tokenizer)
+        self._special_tokens = sorted(
+            (t for t in getattr(tokenizer, "all_special_tokens", []) if t), key=len, reverse=True
+        )
+        self._vocabulary: TokenVocabulary | None = None
+        # Servers keep the same banned list from job to job: compile each list once.
+        self._banned: dict[tuple[str, ...], BannedPhrases] = {}
+
+    def count_tokens(self, text: str) -> int:
+        """Return how many tokens ``text`` takes in this model's prompt."""
+        return self.loaded.count_tokens(text)
+
+    def render_chat(self, messages: list[dict[str, str]]) -> str:
+        """Render chat messages with the model's chat template (or a plain format)."""
+        return self.loaded.render_chat(messages)
+
+    def generate_batch(
+        self,
+        requests: Sequence[GenerationRequest],
+        on_partial: PartialCallback | None = None,
+        *,
+        seed: int | None = None,
+    ) -> list[GenerationResult]:
+        """Generate all requests, batching those with equal sampling settings, in order."""
+        if seed is not None:
+            torch.manual_seed(seed)
+        groups: dict[SamplingSettings, list[int]] = {}
+        for index, request in enumerate(requests):
+            groups.setdefault(request.sampling, []).append(index)
+        results: list[GenerationResult | None] = [None] * len(requests)
+        for sampling, indices in groups.items():
+            for start in range(0, len(indices), self.max_batch_size):
+                chunk = indices[start : start + self.max_batch_size]
+                chunk_results = self._generate_chunk(
+                    [requests[i] for i in chunk], sampling, on_partial
+                )
+                for index, result in zip(chunk, chunk_results, strict=True):
+                    results[index] = result
+        return [result for result in results if result is not None]
+
+    def _generate_chunk(
+        self,
+        requests: list[GenerationRequest],
+        sampling: SamplingSettings,
+        on_partial: PartialCallback | None,
+    ) -> list[GenerationResult]:
+        started = time.perf_counter()
+        try:
+            return self._run_generate(requests, sampling, on_partial, started)
+        except Exception:
+            log.exception(
+                "Generation failed for %d request(s): %s",
+                len(requests),
+                ", ".join(r.request_id for r in requests),
+            )
+            seconds = time.perf_counter() - started
+            return [GenerationResult(r.request_id, "", "", 0, "error", seconds) for r in requests]
+
+    def _run_generate(
+        self,
+        requests: list[GenerationRequest],
+        sampling: SamplingSettings,
+        on_partial: PartialCallback | None,
+        started: float,
+    ) -> list[GenerationResult]:
+        tokenizer = self.loaded.tokenizer
+        model = self.loaded.model
+        batch = self._encode_prompts([r.prompt for r in requests], sampling.max_new_tokens)
+        input_ids = batch["input_ids"].to(model.device)
+        attention_mask = batch["attention_mask"].to(model.device)
+        prompt_length = int(input_ids.shape[1])
+
+        kwargs = sampling.to_generate_kwargs()
+        # Our own processor below counts n-grams in the continuation only.
+        ngram_size = int(kwargs.pop("no_repeat_ngram_size", 0))
+        processors = LogitsProcessorList()
+        if ngram_size > 0:
+            processors.append(ContinuationNoRepeatNGram(ngram_size, prompt_length))
+        banned = BannedPhrasesProcessor([self._banned_phrases(r.banned_phrases) for r in requests])
+        if not banned.is_empty:
+            processors.append(banned)
+        criteria = StopPolicyCriteria(
+            tokenizer,
+            prompt_length,
+            [r.stop for r in requests],
+            end_token_ids=self._end_token_ids,
+            on_progress=self._progress_hook(requests, on_partial),
+            progress_every=self.partial_every,
+        )
+        with torch.inference_mode():
+            output = model.generate(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                pad_token_id=tokenizer.pad_token_id,
+                logits_processor=processors,
+                stopping_criteria=StoppingCriteriaList([criteria]),
+                **kwargs,
+            )
+        seconds = time.perf_counter() - started
+        results = []
+        for request, row in zip(requests, output[:, prompt_length:].tolist(), strict=True):
+            kept = cut_at_end_tokens(row, self._end_token_ids)
+            raw = criteria.decode_row(kept).rstrip(_REPLACEMENT_CHAR)
+            ended = len(kept) < len(row) or request.stop.should_stop(raw)
+            results.append(
+                GenerationResult(
+                    request_id=request.request_id,
+                    text=self._finalize(request.stop, raw),
+                    raw_text=raw,
+                    new_tokens=len(kept),
+                    finish_reason="stop" if ended else "length",
+                    seconds=seconds,
+                )
+            )
+        total = sum(r.new_tokens for r in results)
+        log.debug(
+            "Generated %d tokens for %d request(s) in %.2f s (%.1f tokens/s)",
+            total,
+            len(results),
+            seconds,
+            total / seconds if seconds else 0.0,
+        )
+        return results
+
+    def _banned_phrases(self, phrases: tuple[str, ...]) -> BannedPhrases | None:
+        if not phrases:
+            return None
+        compiled = self._banned.get(phrases)
+        if compiled is None:
+            if self._vocabulary is None:
+                self._vocabulary = TokenVocabulary.from_tokenizer(self.loaded.tokenizer)
+            compiled = BannedPhrases(self._vocabulary, phrases)
+            if len(self._banned) >= _BANNED_CACHE_SIZE:
+                del self._banned[next(iter(self._banned))]
+            self._banned[phrases] = compiled
+        return compiled
+
+    def _encode_prompts(self, prompts: list[str], max_new_tokens: int) -> Any:
+        tokenizer = self.loaded.tokenizer
+        budget = max(1, self.loaded.context_window - max_new_tokens)
+        bos = getattr(tokenizer, "bos_token", None)
+        encoded = []
+        for prompt in prompts:
+            # Chat templates usually write BOS themselves; adding it again confuses models.
+            add_special = not (bos and prompt.startswith(bos))
+            token_ids = tokenizer(prompt, add_special_tokens=add_special)["input_ids"]
+            if len(token_ids) > budget:
+                log.warning(
+                    "Prompt of %d tokens exceeds the budget of %d; keeping its end",
+                    len(token_ids),
+                    budget,
+                )
+                token_ids = token_ids[-budget:]
+            encoded.append({"input_ids": token_ids})
+        return tokenizer.pad(encoded, padding=True, return_tensors="pt")
+
+    def _progress_hook(
+        self, requests: list[GenerationRequest], on_partial: PartialCallback | None
+    ) -> Callable[[int, str], None] | None:
+        if on_partial is None:
+            return None
+        last_sent: dict[int, str] = {}
+
+        def report(index: int, raw: str) -> None:
+            request = requests[index]
+            text = request.stop.visible_text(raw.rstrip(_REPLACEMENT_CHAR))
+            if not text or last_sent.get(index) == text:
+                return
+            last_sent[index] = text
+            try:
+                on_partial(request.request_id, text)
+            except Exception:
+                # A broken listener must not cost the whole batch its generation.
+                log.exception("on_partial failed for request %s", request.request_id)
+
+        return report
+
+    def _finalize(self, stop: StopPolicy, raw: str) -> str:
+        text = stop.visible_text(raw)
+        for token in self._special_tokens:
+            text = text.replace(token, "")
+        return stop.finalize(text)
+
+
+def _end_token_ids(model: Any, tokenizer: Any) -> frozenset[int]:
+    ids: set[int] = set()
+    eos = getattr(model.generation_config, "eos_token_id", None)
+    if isinstance(eos, int):
+        ids.add(eos)
+    elif eos is not None:
+        ids.update(int(token) for token in eos)
+    for token_id in (tokenizer.eos_token_id, tokenizer.pad_token_id):
+        if token_id is not None:
+            ids.add(int(token_id))
+    return frozenset(ids)

