@@ -22,9 +22,11 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/taleweaver demo
 
+# lint-imports checks the import contracts under [tool.importlinter] in pyproject.toml.
 lint: $(STAMP)
 	$(BIN)/ruff check bot engine storage migrations tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # The HTML export is checked in a real headless Chromium and the EPUB with epubcheck:
 # Debian's packages, installed here when missing (needs root and apt-get; elsewhere

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC
 from pathlib import Path
 
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from engine.errors import StoryError
+from engine.errors import OperatorError, StoryError
 from engine.export import ExportFormat, ExportOptions
 from engine.ops.database_admin import DatabaseUnavailable, migrate, safe_url
 from engine.queue.errors import QueueError
+from engine.runtime import open_shelf
 from engine.settings import Settings, get_settings
-from engine.worker.model.errors import ModelLoadError
-from storage.database import create_engine, create_session_factory
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +65,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         result = asyncio.run(
             run_demo(settings, out_dir=Path(args.out), narrator_turns=args.narrator_turns)
         )
-    except (StoryError, ModelLoadError, QueueError) as exc:
+    except (StoryError, OperatorError, QueueError) as exc:
         return _fail(str(exc))
     return 0 if result.narrator_turns >= args.narrator_turns else 1
 
@@ -79,7 +76,7 @@ def cmd_play(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(run_play(_settings(), out_dir=Path(args.out)))
-    except (StoryError, ModelLoadError, QueueError) as exc:
+    except (StoryError, OperatorError, QueueError) as exc:
         return _fail(str(exc))
     return 0
 
@@ -96,7 +93,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         )
     try:
         asyncio.run(run_worker(settings, max_batch=args.max_batch))
-    except (ModelLoadError, QueueError) as exc:
+    except (OperatorError, QueueError) as exc:
         return _fail(str(exc))
     return 0
 
@@ -107,9 +104,7 @@ def cmd_bot(args: argparse.Namespace) -> int:
 
     settings = _settings()
     if settings.discord_token is None:
-        return _fail(
-            "set TALEWEAVER_DISCORD_TOKEN to your bot's token (Developer Portal > Bot)"
-        )
+        return _fail("set TALEWEAVER_DISCORD_TOKEN to your bot's token (Developer Portal > Bot)")
     options = BotOptions(
         message_content=settings.discord_message_content,
         edit_interval_seconds=settings.discord_edit_interval_seconds,
@@ -121,7 +116,7 @@ def cmd_bot(args: argparse.Namespace) -> int:
         )
     except KeyboardInterrupt:
         return 0
-    except (BotStartError, StoryError, ModelLoadError, QueueError) as exc:
+    except (BotStartError, StoryError, OperatorError, QueueError) as exc:
         return _fail(str(exc))
     return 0
 
@@ -139,24 +134,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 max_new_tokens=args.max_new_tokens,
             )
         )
-    except (ModelLoadError, QueueError, RuntimeError) as exc:
+    except (OperatorError, QueueError, RuntimeError) as exc:
         return _fail(str(exc))
     print(report.format())
     return 0
 
 
 # Stories in the database: list, export, import ------------------------------------------------
-@contextlib.asynccontextmanager
-async def _story_database(url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """Migrate the database (as every command that opens it does) and yield a session factory."""
+def _quiet_migrations() -> None:
     # Alembic's progress lines would bury the listing or the one line these commands print.
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    await migrate(url)
-    engine = create_engine(url)
-    try:
-        yield create_session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[int]) -> str:
@@ -177,10 +164,9 @@ def _clip(text: str, limit: int) -> str:
 
 
 async def _list_stories(url: str, guild_id: int | None) -> str:
-    from engine.story.service import SessionService
-
-    async with _story_database(url) as factory:
-        stories = await SessionService(factory).list_sessions(guild_id)
+    _quiet_migrations()
+    async with open_shelf(url) as shelf:
+        stories = await shelf.story.queries.list_sessions(guild_id)
     if not stories:
         return "No stories." if guild_id is None else f"No stories on server {guild_id}."
     rows = [
@@ -203,7 +189,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     url = args.database_url or _settings().database_url
     try:
         print(asyncio.run(_list_stories(url, args.guild)))
-    except StoryError as exc:
+    except (StoryError, OperatorError) as exc:
         return _fail(str(exc))
     return 0
 
@@ -211,13 +197,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 async def _export_story(
     url: str, session_id: int, fmt: ExportFormat, options: ExportOptions
 ) -> tuple[str, bytes]:
-    from engine.export import ExportService
-    from engine.rules.guild_config import GuildConfigService
-    from engine.story.service import SessionService
-
-    async with _story_database(url) as factory:
-        service = ExportService(SessionService(factory), GuildConfigService(factory))
-        file = await service.export(session_id, fmt, options)
+    _quiet_migrations()
+    async with open_shelf(url) as shelf:
+        file = await shelf.exports.export(session_id, fmt, options)
     return file.filename, file.data
 
 
@@ -232,7 +214,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     )
     try:
         filename, data = asyncio.run(_export_story(url, args.session, fmt, options))
-    except StoryError as exc:
+    except (StoryError, OperatorError) as exc:
         return _fail(str(exc))
     if args.output == "-":
         sys.stdout.write(data.decode("utf-8"))
@@ -250,10 +232,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 async def _import_story(url: str, data: bytes, guild_id: int | None, channel_id: int | None) -> str:
-    from engine.export.importer import import_story
-
-    async with _story_database(url) as factory:
-        view = await import_story(factory, data, guild_id=guild_id, channel_id=channel_id)
+    _quiet_migrations()
+    async with open_shelf(url) as shelf:
+        view = await shelf.import_story(data, guild_id=guild_id, channel_id=channel_id)
     return (
         f"imported {view.title!r} as story {view.id} ({view.turn_count} turns, {view.status}) "
         f"on server {view.guild_id}, channel {view.channel_id}"
@@ -269,7 +250,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         return _fail(f"cannot read {args.file}: {exc.strerror or exc}")
     try:
         print(asyncio.run(_import_story(url, data, args.guild, args.channel)))
-    except StoryError as exc:
+    except (StoryError, OperatorError) as exc:
         return _fail(str(exc))
     return 0
 

@@ -5,18 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from engine.actors import Actor
 from engine.errors import StoryError
-from engine.export import ExportFormat, ExportOptions, ExportService
-from engine.narrator.coordinator import NarratorBusy
+from engine.export import ExportFormat, ExportOptions
 from engine.runtime import StoryRuntime
 from engine.settings import Settings
-from engine.story.views import NarrationOutcome, NarrationRequest, SessionView, TimeoutOutcome
+from engine.story.views import NarrationOutcome, SessionView, TimeoutOutcome
+from engine.table import NarratorCall
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class TerminalListener:
 
 async def save_story(runtime: StoryRuntime, session_id: int, folder: Path) -> Path:
     """Write the story as Markdown (the same export as `/story export`) and return the file."""
-    exported = await ExportService(runtime.sessions, runtime.configs).export(
+    exported = await runtime.exports.export(
         session_id, ExportFormat.MARKDOWN, ExportOptions(include_table_talk=True)
     )
     stem, _, extension = exported.filename.rpartition(".")
@@ -104,17 +104,16 @@ async def save_story(runtime: StoryRuntime, session_id: int, folder: Path) -> Pa
     return path
 
 
-async def _narrate(
-    runtime: StoryRuntime, listener: TerminalListener, request: NarrationRequest | None
+async def _narrator_answer(
+    listener: TerminalListener, ask: Callable[[], Awaitable[NarratorCall | None]]
 ) -> None:
-    """Enqueue a narration and wait until it is stored or has failed."""
-    if request is None:
+    """Run a table call and, when it asked the narrator, wait until it has spoken or failed."""
+    listener.settled.clear()  # before the call: the passage may be stored before it returns
+    call = await ask()
+    if call is None:
         return
-    listener.settled.clear()
-    try:
-        await runtime.narrator.request(request)
-    except NarratorBusy as exc:
-        print(f"({exc})")
+    if call.refusal is not None:
+        print(f"({call.refusal})")
         return
     await listener.settled.wait()
 
@@ -167,10 +166,12 @@ async def run_demo(
     try:
         host = DEMO_PLAYERS[0]
         channel = TERMINAL_CHANNEL
-        stale = await runtime.sessions.in_channel(channel)
+        stale = await runtime.story.queries.in_channel(channel)
         if stale is not None:
-            await runtime.sessions.end(channel, Actor(stale.host_id, "host", is_moderator=True))
-        view = await runtime.sessions.start(
+            await runtime.story.lifecycle.end(
+                channel, Actor(stale.host_id, "host", is_moderator=True)
+            )
+        view = await runtime.story.lifecycle.start(
             guild_id=TERMINAL_GUILD,
             channel_id=channel,
             actor=host,
@@ -179,9 +180,9 @@ async def run_demo(
             premise=DEMO_PREMISE,
         )
         for player in DEMO_PLAYERS[1:]:
-            await runtime.sessions.join(channel, player)
-        view = await runtime.sessions.begin(channel, host)
-        await runtime.sessions.add_lore(
+            await runtime.story.lifecycle.join(channel, player)
+        view = await runtime.story.lifecycle.begin(channel, host)
+        await runtime.story.lore.add_lore(
             channel,
             host,
             "The Lamp",
@@ -192,15 +193,19 @@ async def run_demo(
         result = DemoResult(view.id, 0, Path(), settings.database_url)
         lines = iter(DEMO_LINES * 3)
         while len(listener.stored) < narrator_turns:
-            current = (await runtime.sessions.get(view.id)).current_player
+            current = (await runtime.story.queries.get(view.id)).current_player
             assert current is not None
             actor = next(p for p in DEMO_PLAYERS if p.user_id == current.user_id)
             text = next(lines)
             progress(f"{actor.display_name}: {text}")
-            outcome = await runtime.sessions.submit_turn(channel, actor, text)
-            result.player_turns += 1
-            await _narrate(runtime, listener, outcome.narration)
-        await runtime.sessions.end(channel, host)
+
+            async def write(actor: Actor = actor, text: str = text) -> NarratorCall | None:
+                written = await runtime.table.write_turn(channel, actor, text)
+                result.player_turns += 1
+                return written.narrator
+
+            await _narrator_answer(listener, write)
+        await runtime.story.lifecycle.end(channel, host)
         result.narrator_turns = len(listener.stored)
         result.failures = listener.failures
         result.transcript = await save_story(runtime, view.id, out_dir)
@@ -256,20 +261,23 @@ class TerminalTable:
             return True
 
     async def _dispatch(self, line: str) -> bool:
-        sessions = self.runtime.sessions
+        sessions = self.runtime.story
         channel = TERMINAL_CHANNEL
         if not line.startswith("/"):
             me = self._require_me()
-            if await sessions.in_channel(channel) is None:
-                await sessions.start(
+            if await sessions.queries.in_channel(channel) is None:
+                await sessions.lifecycle.start(
                     guild_id=TERMINAL_GUILD,
                     channel_id=channel,
                     actor=me,
                     title="A Terminal Tale",
                     genre="fantasy",
                 )
-            outcome = await sessions.submit_turn(channel, me, line)
-            await _narrate(self.runtime, self.listener, outcome.narration)
+
+            async def write() -> NarratorCall | None:
+                return (await self.runtime.table.write_turn(channel, me, line)).narrator
+
+            await _narrator_answer(self.listener, write)
             await self._show_next()
             return True
         command, _, rest = line[1:].partition(" ")
@@ -284,7 +292,7 @@ class TerminalTable:
         elif command == "start":
             title, _, premise = rest.partition("|")
             me = self._require_me()
-            await sessions.start(
+            await sessions.lifecycle.start(
                 guild_id=TERMINAL_GUILD,
                 channel_id=channel,
                 actor=me,
@@ -294,33 +302,35 @@ class TerminalTable:
             )
             print("Story started. Others: /as NAME then /join. Then /begin.")
         elif command in ("join", "leave", "begin", "pause", "resume", "end"):
-            view = await getattr(sessions, command)(channel, self._require_me())
+            view = await getattr(sessions.lifecycle, command)(channel, self._require_me())
             print(f"({command}: {view.status.value})")
             await self._show_next()
         elif command == "skip":
-            skip = await sessions.skip(channel, self._require_me())
+            skip = await sessions.turns.skip(channel, self._require_me())
             if skip.skipped:
                 print(f"({skip.skipped.display_name} is skipped.)")
             else:
                 print(f"(Skip vote: {skip.votes} of {skip.votes_needed}.)")
             await self._show_next()
         elif command == "undo":
-            undone = await sessions.undo(channel, self._require_me())
+            undone = await sessions.turns.undo(channel, self._require_me())
             print(f"(Undone: {undone.removed.author_name}: {undone.removed.text[:60]}…)")
             await self._show_next()
         elif command in ("retry", "continue"):
-            method = sessions.retry_narration if command == "retry" else sessions.request_narration
-            await _narrate(self.runtime, self.listener, await method(channel, self._require_me()))
+            table = self.runtime.table
+            ask = table.retry_narrator if command == "retry" else table.call_narrator
+            actor = self._require_me()
+            await _narrator_answer(self.listener, lambda: ask(channel, actor))
             await self._show_next()
         elif command in ("status", "recap"):
             await self._recap(full=command == "recap")
         elif command == "note":
-            await sessions.set_authors_note(channel, self._require_me(), rest)
+            await sessions.lifecycle.set_authors_note(channel, self._require_me(), rest)
             print("(Author's note set.)")
         elif command == "lore":
             await self._lore(rest)
         elif command == "save":
-            view = await sessions.in_channel(channel)
+            view = await sessions.queries.in_channel(channel)
             if view is None:
                 print("! There is no story to save.")
             else:
@@ -335,13 +345,13 @@ class TerminalTable:
         return self.me
 
     async def _show_next(self) -> None:
-        view = await self.runtime.sessions.in_channel(TERMINAL_CHANNEL)
+        view = await self.runtime.story.queries.in_channel(TERMINAL_CHANNEL)
         if view is not None and view.current_player is not None:
             name = view.current_player.display_name
             print(f"-- {name}'s turn (/as {name})")
 
     async def _recap(self, *, full: bool) -> None:
-        recap = await self.runtime.sessions.recap(TERMINAL_CHANNEL)
+        recap = await self.runtime.story.queries.recap(TERMINAL_CHANNEL)
         view = recap.session
         order = ", ".join(p.display_name for p in view.rotation) or "nobody"
         whose = view.current_player.display_name if view.current_player else "nobody"
@@ -354,25 +364,25 @@ class TerminalTable:
 
     async def _lore(self, rest: str) -> None:
         sub, _, args = rest.partition(" ")
-        sessions = self.runtime.sessions
+        sessions = self.runtime.story
         if sub == "add":
             parts = [p.strip() for p in args.split("|")]
             if len(parts) != 3:
                 raise StoryError("Usage: /lore add NAME | keyword, keyword | text")
             name, keywords, text = parts
-            await sessions.add_lore(
+            await sessions.lore.add_lore(
                 TERMINAL_CHANNEL, self._require_me(), name, keywords.split(","), text
             )
             print(f"(Lore {name!r} saved.)")
         elif sub == "list":
-            view = await sessions.in_channel(TERMINAL_CHANNEL)
-            entries = await sessions.list_lore(view.id) if view else []
+            view = await sessions.queries.in_channel(TERMINAL_CHANNEL)
+            entries = await sessions.lore.list_lore(view.id) if view else []
             for entry in entries:
                 print(f"- {entry.name} [{', '.join(entry.keywords)}]: {entry.text}")
             if not entries:
                 print("(No lore yet.)")
         elif sub == "remove":
-            await sessions.remove_lore(TERMINAL_CHANNEL, self._require_me(), args)
+            await sessions.lore.remove_lore(TERMINAL_CHANNEL, self._require_me(), args)
             print("(Removed.)")
         else:
             raise StoryError("Usage: /lore add|list|remove …")

@@ -1,4 +1,11 @@
-"""Refusals the engine gives: each carries a message fit to show the user."""
+"""The engine's one error family, in two roots.
+
+``StoryError``: a player's request was refused; its message is fit to show that player.
+``OperatorError``: the infrastructure failed (database, model, queue); its message tells
+the person hosting the bot what to fix and is not a player's business.
+
+This module imports nothing else of the project: the worker and the protocol use it.
+"""
 
 from __future__ import annotations
 
@@ -33,3 +40,7 @@ class ConcurrentChange(StoryError):
 
 class InvalidSetting(StoryError):
     """A configuration value is out of bounds or malformed."""
+
+
+class OperatorError(Exception):
+    """The bot's own machinery failed; ``str(err)`` tells the operator what to fix."""

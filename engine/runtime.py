@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from engine.export import ExportService
+from engine.export.importer import import_story
 from engine.narrator.context_builder import StoryContextBuilder
 from engine.narrator.coordinator import NarrationListener, NarratorCoordinator
 from engine.ops.database_admin import migrate
@@ -19,8 +21,11 @@ from engine.rules.guild_config import GuildConfigService
 from engine.rules.moderation import ModerationService
 from engine.rules.throttles import RateLimits, Throttles
 from engine.settings import Settings
-from engine.story.service import Clock, SessionService, utc_now
-from engine.story.timeout_scheduler import TimeoutListener, TurnTimeoutScheduler
+from engine.story import StoryService
+from engine.story.clock import Clock, utc_now
+from engine.story.deadlines import TimeoutListener, TurnTimeoutScheduler
+from engine.story.views import SessionView
+from engine.table import StoryTable
 from engine.worker.loop import WorkerLoop
 from storage.database import create_engine, create_session_factory
 
@@ -36,7 +41,9 @@ class StoryRuntime:
     """Everything a front-end needs, opened and closed together."""
 
     db_engine: AsyncEngine
-    sessions: SessionService
+    story: StoryService
+    table: StoryTable
+    exports: ExportService
     configs: GuildConfigService
     contexts: StoryContextBuilder
     queue: JobQueue
@@ -73,31 +80,31 @@ class StoryRuntime:
                 narrations_per_minute=settings.narrations_per_minute,
             )
         )
-        sessions = SessionService(factory, clock=clock, throttles=throttles)
-        timers = TurnTimeoutScheduler(sessions, on_timeout, clock=clock)
-        sessions.on_change = timers.poke
+        story = StoryService.create(factory, clock=clock, throttles=throttles)
+        timers = TurnTimeoutScheduler(story.deadlines, on_timeout, clock=clock)
+        story.store.on_change = timers.poke
         narrator = NarratorCoordinator(
-            service=sessions, contexts=contexts, queue=queue, listener=listener
+            service=story, contexts=contexts, queue=queue, listener=listener
         )
         runtime = cls(
             db_engine=db_engine,
-            sessions=sessions,
+            story=story,
+            table=StoryTable(story, narrator),
+            exports=ExportService(story.queries, configs, clock=clock),
             configs=configs,
             contexts=contexts,
             queue=queue,
             narrator=narrator,
             timers=timers,
             throttles=throttles,
-            moderation=ModerationService(factory, sessions.guard),
+            moderation=ModerationService(factory, story.guard),
         )
         try:
             if settings.queue_url.startswith("memory://"):
                 if processor_factory is None:
                     from engine.worker.main import load_processor
 
-                    processor = await asyncio.to_thread(
-                        load_processor, settings, load_progress
-                    )
+                    processor = await asyncio.to_thread(load_processor, settings, load_progress)
                 else:
                     processor = await processor_factory()
                 worker_queue = await open_worker_queue(settings.queue_url, **(queue_limits or {}))
@@ -126,3 +133,37 @@ class StoryRuntime:
         self._background.clear()
         await self.queue.close()
         await self.db_engine.dispose()
+
+
+@dataclass
+class StoryShelf:
+    """One database's stories for operator commands: no queue, narrator or timers."""
+
+    db_engine: AsyncEngine
+    story: StoryService
+    exports: ExportService
+    _sessions: async_sessionmaker[AsyncSession]
+
+    async def import_story(
+        self, data: bytes, *, guild_id: int | None = None, channel_id: int | None = None
+    ) -> SessionView:
+        """Add a story from a JSON export as a new story."""
+        return await import_story(self._sessions, data, guild_id=guild_id, channel_id=channel_id)
+
+
+@contextlib.asynccontextmanager
+async def open_shelf(database_url: str) -> AsyncIterator[StoryShelf]:
+    """Migrate the database (as every command that opens it does) and yield its stories."""
+    await migrate(database_url)
+    db_engine = create_engine(database_url)
+    factory = create_session_factory(db_engine)
+    story = StoryService.create(factory)
+    try:
+        yield StoryShelf(
+            db_engine=db_engine,
+            story=story,
+            exports=ExportService(story.queries, GuildConfigService(factory)),
+            _sessions=factory,
+        )
+    finally:
+        await db_engine.dispose()

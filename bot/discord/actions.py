@@ -14,8 +14,8 @@ from bot.discord.formatting import NO_MENTIONS, plain, turn_prompt
 from bot.discord.narrator_messages import partial_message
 from bot.discord.replies import SOMETHING_WENT_WRONG, reply, send_error
 from engine.errors import InvalidState, StoryError
-from engine.narrator.coordinator import NarratorBusy
-from engine.story.views import NarrationRequest, SessionView, UndoOutcome
+from engine.story.views import SessionView, UndoOutcome
+from engine.table import NarratorCall
 
 if TYPE_CHECKING:
     from bot.discord.app import TaleweaverBot
@@ -61,7 +61,7 @@ async def require_latest(
     bot: TaleweaverBot, channel_id: int, session_id: int, number: int, verb: str
 ) -> SessionView:
     """Refuse a button pressed on a passage that is no longer the story's latest."""
-    view = await bot.runtime.sessions.in_channel(channel_id)
+    view = await bot.runtime.story.queries.in_channel(channel_id)
     if view is None or view.id != session_id:
         raise InvalidState("This story is no longer running in this channel.")
     if view.turn_count != number:
@@ -72,21 +72,26 @@ async def require_latest(
     return view
 
 
+AskNarrator = Callable[..., Awaitable[NarratorCall]]
+"""StoryTable.call_narrator or StoryTable.retry_narrator."""
+
+
 async def ask_narrator(
-    bot: TaleweaverBot,
-    interaction: discord.Interaction[Any],
-    request: NarrationRequest,
-    announcement: str,
+    interaction: discord.Interaction[Any], ask: AskNarrator, announcement: str
 ) -> None:
-    """Announce that the narrator was asked, then queue its job (busy: say so instead)."""
-    # Answer first: building the context and queueing can outlast the 3 s response window.
-    await reply(interaction, announcement)
-    try:
-        await bot.runtime.narrator.request(request)
-    except NarratorBusy as exc:
+    """Ask the narrator, announcing it first; when the queue refuses, say so instead."""
+
+    async def announce() -> None:
+        # Answer first: building the context and queueing can outlast the 3 s response window.
+        await reply(interaction, announcement)
+
+    call = await ask(
+        channel_id_of(interaction), actor_from_user(interaction.user), announce=announce
+    )
+    if call.refusal is not None:
         with contextlib.suppress(discord.HTTPException):
             await interaction.edit_original_response(
-                content=f"⏳ {exc}", allowed_mentions=NO_MENTIONS
+                content=f"⏳ {call.refusal}", allowed_mentions=NO_MENTIONS
             )
 
 
@@ -101,13 +106,11 @@ async def retry_passage(
     channel_id = channel_id_of(interaction)
     if session_id is not None and number is not None:
         await require_latest(bot, channel_id, session_id, number, "retried")
-    actor = actor_from_user(interaction.user)
-    request = await bot.runtime.sessions.retry_narration(channel_id, actor)
+    who = plain(interaction.user.display_name)
     await ask_narrator(
-        bot,
         interaction,
-        request,
-        f"🔁 {plain(actor.display_name)} asked the narrator for another version.",
+        bot.runtime.table.retry_narrator,
+        f"🔁 {who} asked the narrator for another version.",
     )
 
 
@@ -123,7 +126,7 @@ async def undo_turn(
     if session_id is not None and number is not None:
         await require_latest(bot, channel_id, session_id, number, "undone")
     actor = actor_from_user(interaction.user)
-    outcome = await bot.runtime.sessions.undo(channel_id, actor)
+    outcome = await bot.runtime.story.turns.undo(channel_id, actor)
     # A pending narration the undo cancelled will never be stored: drop its partial text.
     await bot.narration.discard_session(
         outcome.session.id, keep_job=outcome.session.narrator_job_id

@@ -24,8 +24,8 @@ from engine.narrator.coordinator import NarrationListener
 from engine.rules.guard import RateLimited, Where
 from engine.runtime import ProcessorFactory, StoryRuntime
 from engine.settings import Settings
-from engine.story.service import Clock, utc_now
-from engine.story.timeout_scheduler import TimeoutListener
+from engine.story.clock import Clock, utc_now
+from engine.story.deadlines import TimeoutListener
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class StoryCommandTree(app_commands.CommandTree["TaleweaverBot"]):
         try:
             interaction.client.runtime.throttles.command(where)
         except RateLimited as limited:
-            await interaction.client.runtime.sessions.guard.record_rate_limit(limited)
+            await interaction.client.runtime.story.guard.record_rate_limit(limited)
             await send_error(interaction, str(limited))
             return False
         return True
@@ -197,10 +197,8 @@ class TaleweaverBot(commands.Bot):
         """Open the runtime, register persistent buttons, load cogs and sync commands."""
         self._runtime = await self._open_runtime()
         self._runtime.timers.on_reminder = self.narration.turn_reminder
-        self.narration.bind(self._runtime.sessions)
-        self._exports = ExportService(
-            self._runtime.sessions, self._runtime.configs, clock=self._clock
-        )
+        self.narration.bind(self._runtime.story)
+        self._exports = self._runtime.exports
         self.add_dynamic_items(*DYNAMIC_ITEMS)
         cogs = ALWAYS_LOADED_COGS + (MESSAGE_COGS if self.options.message_content else ())
         for name in cogs:

@@ -172,7 +172,7 @@ class VersionSelect(
         bot = story_bot(interaction)
         index = int(self.item.values[0])
         actor = actor_from_user(interaction.user)
-        turn = await bot.runtime.sessions.choose_alternative(
+        turn = await bot.runtime.story.ledger.choose_alternative(
             self.session_id, actor, self.number, index
         )
         replaced = turn.alternatives[index]
@@ -198,7 +198,7 @@ class VersionSelect(
             else:
                 await channel.send(chunk, allowed_mentions=NO_MENTIONS)
         if sent is not None:
-            await bot.runtime.sessions.set_turn_message(self.session_id, self.number, sent.id)
+            await bot.runtime.story.turns.set_turn_message(self.session_id, self.number, sent.id)
 
 
 def _same_text(shown: str, text: str) -> bool:

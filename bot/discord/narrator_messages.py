@@ -20,7 +20,7 @@ from bot.discord.formatting import (
 )
 from bot.discord.splitting import MESSAGE_LIMIT, split_message
 from bot.discord.throttle import EditThrottle, MonotonicClock
-from engine.story.service import SessionService
+from engine.story import StoryService
 from engine.story.views import NarrationOutcome, SessionView, TimeoutOutcome, TurnView
 
 log = logging.getLogger(__name__)
@@ -207,18 +207,18 @@ class DiscordNarrationListener:
         self._edit_interval = edit_interval
         self._clock = clock
         self._stale_after = stale_after
-        self._sessions: SessionService | None = None
+        self._sessions: StoryService | None = None
         self._streams: dict[str, PassageStream] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         # A cancelled job keeps generating, and reporting progress, until it finishes.
         self._withdrawn: dict[str, None] = {}
 
-    def bind(self, sessions: SessionService) -> None:
+    def bind(self, sessions: StoryService) -> None:
         """Use SESSIONS to find stories' channels and record message ids."""
         self._sessions = sessions
 
     @property
-    def sessions(self) -> SessionService:
+    def sessions(self) -> StoryService:
         """Return the bound session service."""
         if self._sessions is None:
             raise RuntimeError("the narration listener is not bound to a session service")
@@ -265,7 +265,7 @@ class DiscordNarrationListener:
         self._streams.clear()
 
     async def _session_channel(self, session_id: int) -> discord.abc.Messageable | None:
-        view = await self.sessions.get(session_id)
+        view = await self.sessions.queries.get(session_id)
         return await self._resolve_channel(view.channel_id)
 
     def _new_stream(self, session_id: int, job_id: str, channel: ChannelGetter) -> PassageStream:
@@ -318,7 +318,9 @@ class DiscordNarrationListener:
             return
         if messages:
             newest = messages[-1].id
-            await self.sessions.set_turn_message(outcome.session.id, outcome.turn.number, newest)
+            await self.sessions.turns.set_turn_message(
+                outcome.session.id, outcome.turn.number, newest
+            )
             previous = outcome.turn.discord_message_id
             if previous is not None and previous != newest:
                 # A retry: the new version replaces the old message (older versions stay

@@ -22,8 +22,8 @@ from engine.errors import InvalidSetting, StoryError
 from engine.export.archive import FORMAT_NAME, FORMAT_VERSION, StoryArchive
 from engine.rules.genres import get_preset, validate_sampling
 from engine.rules.guild_config import GuildConfig
+from engine.story.clock import Clock, utc_now
 from engine.story.rotation import next_after
-from engine.story.service import Clock, utc_now
 from engine.story.views import SessionView
 from storage import repositories as repo
 from storage.models import (

@@ -23,7 +23,8 @@ from engine.export.formats import (
 from engine.export.html import render_html
 from engine.export.text import render_markdown, render_text
 from engine.rules.guild_config import GuildConfig, GuildConfigService, is_moderator
-from engine.story.service import Clock, SessionService, utc_now
+from engine.story.clock import Clock, utc_now
+from engine.story.queries import StoryQueries
 from engine.story.views import SessionView, StoryTranscript
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,9 @@ class ExportService:
     """Render stories to Markdown, plain text, HTML, EPUB or JSON."""
 
     def __init__(
-        self, sessions: SessionService, configs: GuildConfigService, *, clock: Clock = utc_now
+        self, queries: StoryQueries, configs: GuildConfigService, *, clock: Clock = utc_now
     ) -> None:
-        self._sessions = sessions
+        self._queries = queries
         self._configs = configs
         self._clock = clock
 
@@ -66,7 +67,7 @@ class ExportService:
     ) -> ExportFile:
         """Render a story; with an actor, only for its players, host or the server's moderators."""
         fmt = ExportFormat(fmt)
-        transcript = await self._sessions.transcript(session_id)
+        transcript = await self._queries.transcript(session_id)
         config = await self._configs.get(transcript.session.guild_id)
         if actor is not None:
             if guild_id is None or transcript.session.guild_id != guild_id:
@@ -117,7 +118,7 @@ class ExportService:
         needle = query.strip().casefold()
         stories = [
             s
-            for s in await self._sessions.list_sessions(guild_id)
+            for s in await self._queries.list_sessions(guild_id)
             if needle in s.title.casefold() and may_export(s, actor, config)
         ]
         stories.sort(key=lambda s: (s.created_at, s.id), reverse=True)

@@ -10,8 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from engine.errors import SessionNotFound
 from engine.narrator.lore_triggers import triggered_lore
 from engine.narrator.memory import turns_to_summarise
-from engine.protocol.context import LoreEntryView, StoryContext
-from engine.protocol.context import TurnView as PromptTurn
+from engine.protocol.context import ContextTurn, LoreEntryView, StoryContext
 from engine.rules.genres import custom_preset, get_preset
 from engine.rules.guild_config import GuildConfig
 from engine.story.rotation import active_seats
@@ -39,12 +38,12 @@ class SummaryTask:
 
     session_id: int
     previous_summary: str
-    turns: tuple[PromptTurn, ...]
+    turns: tuple[ContextTurn, ...]
     covers_through_turn: int
 
 
-def _prompt_turn(row: Turn) -> PromptTurn:
-    return PromptTurn(
+def _prompt_turn(row: Turn) -> ContextTurn:
+    return ContextTurn(
         number=row.number,
         author=row.author_name,
         is_narrator=row.kind == TurnKind.NARRATOR,

@@ -9,13 +9,16 @@ from typing import Any, Protocol
 
 from engine.errors import StoryError
 from engine.narrator.context_builder import StoryContextBuilder
+from engine.protocol.requests import NarrateRequest, SummariseRequest
+from engine.protocol.sampling import SamplingSettings
 from engine.queue.errors import QueueError, QueueFull, SessionBusy
 from engine.queue.interfaces import JobQueue
 from engine.queue.jobs import GenerationJob, JobCompleted, JobEvent, JobFailed, JobProgress
 from engine.rules.genres import get_preset
 from engine.rules.guard import Where
 from engine.safety import ContentPolicy, TextKind, strip_control_characters
-from engine.story.service import SessionService, StoryRules
+from engine.story import StoryService
+from engine.story.queries import StoryRules
 from engine.story.views import NarrationOutcome, NarrationRequest, SessionView
 from storage.models import ViolationAction
 
@@ -64,7 +67,7 @@ class NarratorCoordinator:
     def __init__(
         self,
         *,
-        service: SessionService,
+        service: StoryService,
         contexts: StoryContextBuilder,
         queue: JobQueue,
         listener: NarrationListener,
@@ -85,7 +88,7 @@ class NarratorCoordinator:
 
     async def _rules(self, session_id: int) -> tuple[StoryRules, ContentPolicy]:
         """Read a story and its server's rules once, with the content policy they make."""
-        rules = await self._service.content_rules(session_id)
+        rules = await self._service.queries.content_rules(session_id)
         return rules, self._service.guard.policy(rules.config, rules.rating)
 
     @staticmethod
@@ -104,14 +107,12 @@ class NarratorCoordinator:
         job = GenerationJob(
             job_id=request.job_id,
             session_id=request.session_id,
-            kind="narrate",
-            payload={
-                "context": context.to_dict(),
-                "sampling": self._sampling(rules),
-                "retry_of_turn": request.retry_of_turn,
+            request=NarrateRequest(
+                context=context,
+                sampling=SamplingSettings(**self._sampling(rules)),
                 # Blocked words are kept out of generation itself; the result is checked anyway.
-                "banned_phrases": list(policy.banned_phrases()),
-            },
+                banned_phrases=policy.banned_phrases(),
+            ),
         )
         try:
             return await self._queue.enqueue(job)
@@ -141,12 +142,12 @@ class NarratorCoordinator:
 
     async def _give_up(self, session_id: int, job_id: str, reason: str) -> None:
         log.warning("session %s: narration %s not queued (%s)", session_id, job_id, reason)
-        await self._service.narration_failed(session_id, job_id)
+        await self._service.ledger.narration_failed(session_id, job_id)
 
     async def resume_pending(self) -> int:
         """Re-enqueue narrations a previous process had promised but not queued."""
         count = 0
-        for session in await self._service.list_sessions():
+        for session in await self._service.queries.list_sessions():
             job_id = session.narrator_job_id
             if job_id is None or await self._queue.position(job_id) is not None:
                 continue
@@ -167,7 +168,7 @@ class NarratorCoordinator:
         if isinstance(event, JobCompleted) and event.kind == "summarise":
             covers = parse_summary_job_id(event.job_id)
             if covers is not None:
-                await self._service.record_summary(
+                await self._service.ledger.record_summary(
                     event.session_id, event.job_id, event.text, covers
                 )
             await self._queue.ack(event)
@@ -212,7 +213,9 @@ class NarratorCoordinator:
             )
             detail = f"narration: matched {verdict.matched or '-'}; attempt {attempts}"
             if attempts <= rules.config.narrator_regenerations:
-                retry = await self._service.regenerate_narration(event.session_id, event.job_id)
+                retry = await self._service.ledger.regenerate_narration(
+                    event.session_id, event.job_id
+                )
                 await self._service.guard.record(
                     where, verdict.rule or "unknown", ViolationAction.REGENERATED, detail
                 )
@@ -229,7 +232,7 @@ class NarratorCoordinator:
             text, replaced = NEUTRAL_PASSAGE, True
         self._regenerations.pop(event.session_id, None)
         self._hidden.discard(event.job_id)
-        outcome = await self._service.record_narration(event.session_id, event.job_id, text)
+        outcome = await self._service.ledger.record_narration(event.session_id, event.job_id, text)
         await self._queue.ack(event)
         if outcome is not None and not outcome.duplicate:
             if replaced:
@@ -242,7 +245,7 @@ class NarratorCoordinator:
             await self._queue.ack(event)
             await self._after_summary(event.job_id)
             return
-        session = await self._service.narration_failed(event.session_id, event.job_id)
+        session = await self._service.ledger.narration_failed(event.session_id, event.job_id)
         await self._queue.ack(event)
         if session is not None:
             await self._listener.narration_failed(session, event.reason)
@@ -257,7 +260,7 @@ class NarratorCoordinator:
         deferred = self._deferred.pop(session_id, None)
         if deferred is None:
             return
-        session = await self._service.get(session_id)
+        session = await self._service.queries.get(session_id)
         if session.narrator_job_id != deferred.job_id:
             return  # cancelled meanwhile
         with contextlib.suppress(NarratorBusy):
@@ -271,13 +274,11 @@ class NarratorCoordinator:
         job = GenerationJob(
             job_id=summary_job_id(session_id, task.covers_through_turn),
             session_id=session_id,
-            kind="summarise",
-            payload={
-                "previous_summary": task.previous_summary,
-                "turns": [t.to_dict() for t in task.turns],
-                "covers_through_turn": task.covers_through_turn,
-                "sampling": {**self._sampling(rules), "max_new_tokens": 256},
-            },
+            request=SummariseRequest(
+                previous_summary=task.previous_summary,
+                turns=task.turns,
+                sampling=SamplingSettings(**{**self._sampling(rules), "max_new_tokens": 256}),
+            ),
         )
         try:
             await self._queue.enqueue(job)

@@ -25,11 +25,12 @@ from typing import Any
 import torch
 from pydantic import ValidationError
 
-from engine.protocol.context import StoryContext, TurnView
+from engine.protocol.context import ContextTurn, StoryContext
+from engine.protocol.requests import NarrateRequest, new_job_id
 from engine.protocol.sampling import SamplingSettings
 from engine.queue.factory import open_queue, open_worker_queue
 from engine.queue.interfaces import JobQueue
-from engine.queue.jobs import GenerationJob, JobCompleted, JobProgress, new_job_id
+from engine.queue.jobs import GenerationJob, JobCompleted, JobProgress
 from engine.settings import Settings
 from engine.worker.loop import WorkerLoop
 from engine.worker.model.generator import (
@@ -269,7 +270,7 @@ def story_context(index: int) -> StoryContext:
         lore=(),
         authors_note="",
         recent_turns=tuple(
-            TurnView(number, players[(number - 1) % 2], False, text)
+            ContextTurn(number, players[(number - 1) % 2], False, text)
             for number, text in enumerate(turns, start=1)
         ),
         next_player=players[0],
@@ -284,7 +285,7 @@ class _Bench:
         queue: JobQueue,
         generator: _CountingGenerator,
         worker_task: asyncio.Task[None],
-        sampling: dict[str, Any],
+        sampling: SamplingSettings,
         progress: Progress,
     ) -> None:
         self._queue = queue
@@ -311,11 +312,9 @@ class _Bench:
             job = GenerationJob(
                 job_id=new_job_id(),
                 session_id=session_id,
-                kind="narrate",
-                payload={
-                    "context": story_context(session_id - 1).to_dict(),
-                    "sampling": dict(self._sampling),
-                },
+                request=NarrateRequest(
+                    context=story_context(session_id - 1), sampling=self._sampling
+                ),
             )
             track = _Track(job.job_id, time.perf_counter())
             self._tracks[job.job_id] = track
@@ -428,7 +427,7 @@ async def benchmark_generation(
         "max_paragraphs": 5,  # the most the stop policy allows, so paragraphs rarely end a job
     }
     try:
-        SamplingSettings.model_validate(sampling)
+        checked = SamplingSettings.model_validate(sampling)
     except ValidationError as exc:
         raise ValueError(f"invalid benchmark settings: {exc}") from exc
 
@@ -456,7 +455,7 @@ async def benchmark_generation(
         worker_queue, processor, max_batch=batch_size, batch_window_s=_BATCH_WINDOW_S
     )
     worker_task = asyncio.create_task(worker.run(), name="bench-worker")
-    bench = _Bench(queue, generator, worker_task, sampling, progress)
+    bench = _Bench(queue, generator, worker_task, checked, progress)
     try:
         return await _measure(
             bench,

@@ -10,14 +10,14 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
-from engine.errors import StoryError
+from engine.errors import OperatorError
 from storage.database import DatabaseUrlError, validate_database_url
 from storage.migrate import current_revision_for_url, downgrade, head_revision, upgrade
 
 log = logging.getLogger(__name__)
 
 
-class DatabaseUnavailable(StoryError):
+class DatabaseUnavailable(OperatorError):
     """The database cannot be reached or used."""
 
 

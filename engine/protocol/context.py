@@ -1,14 +1,11 @@
-"""The self-contained story context a generation job carries to the worker."""
+"""The self-contained story context a narrate job carries to the worker."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-
-class StoryContextFormatError(ValueError):
-    """A serialised story context is missing a field or has one of the wrong type."""
+from engine.protocol.wire import WireObject
 
 
 @dataclass(frozen=True)
@@ -24,18 +21,15 @@ class LoreEntryView:
         return {"name": self.name, "keywords": list(self.keywords), "text": self.text}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LoreEntryView:
-        """Build an entry from ``to_dict`` output, checking every field."""
-        return cls(
-            name=_str(data, "name"),
-            keywords=_str_tuple(data, "keywords"),
-            text=_str(data, "text"),
-        )
+    def from_dict(cls, data: object, *, path: str = "") -> LoreEntryView:
+        """Build an entry from ``to_dict`` output, raising JobRejected naming a bad field."""
+        wire = WireObject(data, ("name", "keywords", "text"), path=path)
+        return cls(name=wire.text("name"), keywords=wire.texts("keywords"), text=wire.text("text"))
 
 
 @dataclass(frozen=True)
-class TurnView:
-    """One stored turn: its number, who wrote it, and its text."""
+class ContextTurn:
+    """One turn of the story as the prompt shows it: its number, who wrote it, its text."""
 
     number: int
     author: str
@@ -52,13 +46,14 @@ class TurnView:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TurnView:
-        """Build a turn from ``to_dict`` output, checking every field."""
+    def from_dict(cls, data: object, *, path: str = "") -> ContextTurn:
+        """Build a turn from ``to_dict`` output, raising JobRejected naming a bad field."""
+        wire = WireObject(data, ("number", "author", "is_narrator", "text"), path=path)
         return cls(
-            number=_int(data, "number"),
-            author=_str(data, "author"),
-            is_narrator=_bool(data, "is_narrator"),
-            text=_str(data, "text"),
+            number=wire.integer("number"),
+            author=wire.text("author"),
+            is_narrator=wire.flag("is_narrator"),
+            text=wire.text("text"),
         )
 
 
@@ -74,7 +69,7 @@ class StoryContext:
     summary: str
     lore: tuple[LoreEntryView, ...]
     authors_note: str
-    recent_turns: tuple[TurnView, ...]
+    recent_turns: tuple[ContextTurn, ...]
     next_player: str | None
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,66 +88,41 @@ class StoryContext:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> StoryContext:
-        """Build a context from ``to_dict`` output, checking every field; extra keys are ignored."""
-        next_player = _field(data, "next_player")
-        if next_player is not None and not isinstance(next_player, str):
-            raise StoryContextFormatError("field 'next_player' must be a string or null")
+    def from_dict(cls, data: object, *, path: str = "") -> StoryContext:
+        """Build a context from ``to_dict`` output, raising JobRejected naming a bad field.
+
+        Unknown fields are refused too: a field the worker would ignore is a part of
+        the story the narrator would silently never see.
+        """
+        wire = WireObject(data, _CONTEXT_FIELDS, path=path)
         return cls(
-            title=_str(data, "title"),
-            genre_key=_str(data, "genre_key"),
-            genre_instructions=_str(data, "genre_instructions"),
-            premise=_str(data, "premise"),
-            player_names=_str_tuple(data, "player_names"),
-            summary=_str(data, "summary"),
-            lore=tuple(LoreEntryView.from_dict(item) for item in _mapping_list(data, "lore")),
-            authors_note=_str(data, "authors_note"),
-            recent_turns=tuple(
-                TurnView.from_dict(item) for item in _mapping_list(data, "recent_turns")
+            title=wire.text("title"),
+            genre_key=wire.text("genre_key"),
+            genre_instructions=wire.text("genre_instructions"),
+            premise=wire.text("premise"),
+            player_names=wire.texts("player_names"),
+            summary=wire.text("summary"),
+            lore=tuple(
+                LoreEntryView.from_dict(item, path=where) for where, item in wire.items("lore")
             ),
-            next_player=next_player,
+            authors_note=wire.text("authors_note"),
+            recent_turns=tuple(
+                ContextTurn.from_dict(item, path=where)
+                for where, item in wire.items("recent_turns")
+            ),
+            next_player=wire.optional_text("next_player"),
         )
 
 
-def _field(data: Mapping[str, Any], name: str) -> Any:
-    if not isinstance(data, Mapping):
-        raise StoryContextFormatError(f"expected an object holding {name!r}, got {type(data)}")
-    try:
-        return data[name]
-    except KeyError:
-        raise StoryContextFormatError(f"missing field {name!r}") from None
-
-
-def _str(data: Mapping[str, Any], name: str) -> str:
-    value = _field(data, name)
-    if not isinstance(value, str):
-        raise StoryContextFormatError(f"field {name!r} must be a string")
-    return value
-
-
-def _int(data: Mapping[str, Any], name: str) -> int:
-    value = _field(data, name)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise StoryContextFormatError(f"field {name!r} must be an integer")
-    return value
-
-
-def _bool(data: Mapping[str, Any], name: str) -> bool:
-    value = _field(data, name)
-    if not isinstance(value, bool):
-        raise StoryContextFormatError(f"field {name!r} must be a boolean")
-    return value
-
-
-def _str_tuple(data: Mapping[str, Any], name: str) -> tuple[str, ...]:
-    value = _field(data, name)
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        raise StoryContextFormatError(f"field {name!r} must be a list of strings")
-    return tuple(value)
-
-
-def _mapping_list(data: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
-    value = _field(data, name)
-    if not isinstance(value, list | tuple) or not all(isinstance(v, Mapping) for v in value):
-        raise StoryContextFormatError(f"field {name!r} must be a list of objects")
-    return list(value)
+_CONTEXT_FIELDS = (
+    "title",
+    "genre_key",
+    "genre_instructions",
+    "premise",
+    "player_names",
+    "summary",
+    "lore",
+    "authors_note",
+    "recent_turns",
+    "next_player",
+)

@@ -26,7 +26,6 @@ from engine.queue.jobs import (
     JobFailed,
     JobKind,
     JobProgress,
-    new_job_id,
 )
 from engine.queue.memory_queue import MemoryQueue
 from engine.queue.redis_queue import RedisJobQueue, RedisWorkerQueue
@@ -55,7 +54,6 @@ __all__ = [
     "RedisWorkerQueue",
     "SessionBusy",
     "WorkerQueue",
-    "new_job_id",
     "open_queue",
     "open_worker_queue",
 ]

@@ -1,6 +1,13 @@
-"""Errors raised by the job queue, worded so front-ends can show them to players."""
+"""Errors raised by the job queue.
+
+Refusals (busy, full) are worded so front-ends can show them to players; an unreachable
+queue is also an ``OperatorError``, worded for the person hosting the bot.
+"""
 
 from __future__ import annotations
+
+from engine.errors import OperatorError
+from engine.protocol.errors import JobRejected as JobRejected
 
 
 class QueueError(Exception):
@@ -30,7 +37,7 @@ class QueueFull(QueueError):
         self.limit = limit
 
 
-class QueueUnavailable(QueueError):
+class QueueUnavailable(QueueError, OperatorError):
     """The queue's server cannot be reached."""
 
     def __init__(self, url: str, cause: BaseException | None = None) -> None:
@@ -47,7 +54,3 @@ class QueueClosed(QueueError):
 
     def __init__(self) -> None:
         super().__init__("The job queue is closed.")
-
-
-class JobRejected(Exception):
-    """Fail a job without retrying it (return or raise it from a batch processor)."""

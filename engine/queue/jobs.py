@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias, cast, get_args
+from typing import Any, TypeAlias, cast, get_args
 
-JobKind = Literal["narrate", "summarise"]
+from engine.protocol.errors import JobRejected
+from engine.protocol.requests import JobKind, JobRequest, request_from_dict
+
 JOB_KINDS: frozenset[str] = frozenset(get_args(JobKind))
 
 
@@ -18,9 +19,13 @@ class GenerationJob:
 
     job_id: str
     session_id: int
-    kind: JobKind
-    payload: dict[str, Any] = field(default_factory=dict)
+    request: JobRequest
     enqueued_at: float = field(default_factory=time.time)
+
+    @property
+    def kind(self) -> JobKind:
+        """Return what the job asks for, as its request's type says."""
+        return self.request.kind
 
 
 @dataclass(frozen=True)
@@ -62,9 +67,15 @@ class WireFormatError(ValueError):
     """A queue message could not be decoded."""
 
 
-def new_job_id() -> str:
-    """Return a fresh, unique job id."""
-    return uuid.uuid4().hex
+class MalformedRequest(WireFormatError):
+    """A job message names its job, but its request cannot be read: fail it, never retry it."""
+
+    def __init__(self, job_id: str, session_id: int, kind: JobKind, reason: str) -> None:
+        super().__init__(f"job {job_id} has a malformed request: {reason}")
+        self.job_id = job_id
+        self.session_id = session_id
+        self.kind = kind
+        self.reason = reason
 
 
 def encode_job(job: GenerationJob) -> str:
@@ -74,7 +85,7 @@ def encode_job(job: GenerationJob) -> str:
             "job_id": job.job_id,
             "session_id": job.session_id,
             "kind": job.kind,
-            "payload": job.payload,
+            "request": job.request.to_dict(),
             "enqueued_at": job.enqueued_at,
         },
         separators=(",", ":"),
@@ -82,18 +93,28 @@ def encode_job(job: GenerationJob) -> str:
 
 
 def decode_job(raw: str) -> GenerationJob:
-    """Decode a job from its JSON form, raising WireFormatError when it is malformed."""
+    """Decode a job from its JSON form, raising WireFormatError when it is malformed.
+
+    A message that names its job (id, session, kind) but whose request or timestamp
+    cannot be read raises MalformedRequest, so the job can be failed by name.
+    """
     data = _load_object(raw)
     try:
-        return GenerationJob(
-            job_id=_field(data, "job_id", str),
-            session_id=_field(data, "session_id", int),
-            kind=_kind(data),
-            payload=_field(data, "payload", dict),
-            enqueued_at=float(_field(data, "enqueued_at", (int, float))),
-        )
+        job_id = _field(data, "job_id", str)
+        session_id = _field(data, "session_id", int)
+        kind = _kind(data)
     except KeyError as missing:
         raise WireFormatError(f"job message lacks field {missing}") from None
+    try:
+        request = request_from_dict(kind, data["request"])
+        enqueued_at = float(_field(data, "enqueued_at", (int, float)))
+    except KeyError as missing:
+        raise MalformedRequest(
+            job_id, session_id, kind, f"job message lacks field {missing}"
+        ) from None
+    except (JobRejected, WireFormatError) as error:
+        raise MalformedRequest(job_id, session_id, kind, str(error)) from error
+    return GenerationJob(job_id, session_id, request, enqueued_at)
 
 
 def encode_event(event: JobEvent) -> str:

@@ -21,6 +21,8 @@ from engine.queue.jobs import (
     JobEvent,
     JobFailed,
     JobProgress,
+    MalformedRequest,
+    decode_job,
     encode_job,
 )
 
@@ -231,6 +233,13 @@ class MemoryQueue(JobQueue, WorkerQueue):
             entry.delivery_count += 1
             if entry.delivery_count > self.config.max_deliveries:
                 self._fail_for_good(entry, "handed out too often without finishing", True)
+                continue
+            try:
+                # Read it as a worker behind Redis would, so both queues fail the same jobs.
+                decode_job(encode_job(entry.job))
+            except MalformedRequest as error:
+                log.error("job %s failed without retry: %s", entry.job.job_id, error)
+                self._fail_for_good(entry, f"JobRejected: {error.reason}", dead_letter=False)
                 continue
             entry.running = True
             taken.append(Delivery(entry.job, entry.delivery_count, str(entry.seq)))

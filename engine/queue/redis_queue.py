@@ -33,6 +33,7 @@ from engine.queue.jobs import (
     JobEvent,
     JobFailed,
     JobProgress,
+    MalformedRequest,
     WireFormatError,
     decode_event,
     decode_job,
@@ -384,6 +385,16 @@ class RedisWorkerQueue(WorkerQueue):
     ) -> Delivery | None:
         try:
             job = decode_job(fields["job"])
+        except MalformedRequest as error:
+            # Named, so the producer hears of it and frees the story; a retry would fail alike.
+            log.error("failing job entry %s without retry: %s", entry_id, error)
+            reason = f"JobRejected: {error.reason}"
+            event = JobFailed(error.job_id, error.session_id, error.kind, reason, False)
+            await self._run_finish(
+                entry_id, error.job_id, encode_event(event), "", reason, delivery_count,
+                session_id=error.session_id,
+            )
+            return None
         except (KeyError, WireFormatError) as error:
             log.error("dead-lettering unreadable job entry %s: %s", entry_id, error)
             await self._run_finish(

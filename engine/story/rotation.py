@@ -18,6 +18,7 @@ class Seat(Protocol):
 
 S = TypeVar("S", bound=Seat)
 
+
 def active_seats(participants: Sequence[S]) -> list[S]:
     """Return active participants in rotation (join) order."""
     return sorted(

@@ -8,7 +8,8 @@ import signal
 import threading
 import time
 
-from engine.queue.errors import JobRejected, QueueClosed, QueueUnavailable
+from engine.protocol.errors import JobRejected
+from engine.queue.errors import QueueClosed, QueueUnavailable
 from engine.queue.interfaces import BatchProcessor, Delivery, WorkerQueue
 
 log = logging.getLogger(__name__)

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, assert_never
 
-from pydantic import ValidationError
-
-from engine.protocol.context import StoryContext, StoryContextFormatError
-from engine.protocol.context import TurnView as PromptTurn
-from engine.protocol.sampling import SamplingSettings
-from engine.queue.errors import JobRejected
+from engine.protocol.errors import JobRejected
+from engine.protocol.requests import NarrateRequest, SummariseRequest
 from engine.queue.interfaces import BatchOutcome, ProgressCallback
 from engine.queue.jobs import GenerationJob
 from engine.worker.model.generator import BatchGenerator, GenerationRequest
 from engine.worker.model.stopping import StopPolicy
-from engine.worker.prompt.budget import PromptTooLargeError
 from engine.worker.prompt.render import render_narrator_prompt, render_summary_prompt
 
 log = logging.getLogger(__name__)
+
 
 class EmptyGeneration(RuntimeError):
     """The model produced no usable text; the job is retried."""
@@ -31,47 +27,39 @@ class NarratorJobProcessor:
         self._generator = generator
         self._seed = seed
 
-    def _sampling(self, job: GenerationJob) -> SamplingSettings:
-        try:
-            return SamplingSettings(**dict(job.payload.get("sampling") or {}))
-        except (ValidationError, TypeError) as exc:
-            raise JobRejected(f"invalid sampling settings: {exc}") from exc
-
     def _request(self, job: GenerationJob) -> GenerationRequest:
         loaded = self._generator.loaded
-        sampling = self._sampling(job)
+        request = job.request
         common: dict[str, Any] = {
             "count_tokens": loaded.count_tokens,
             "render_chat": loaded.render_chat,
             "context_window": loaded.context_window,
-            "reserve_tokens": sampling.max_new_tokens,
+            "reserve_tokens": request.sampling.max_new_tokens,
         }
         try:
-            if job.kind == "summarise":
-                turns = [PromptTurn.from_dict(t) for t in job.payload.get("turns", [])]
-                rendered = render_summary_prompt(
-                    str(job.payload.get("previous_summary", "")), turns, **common
-                )
-                # A summary is one paragraph of prose; only chat markers end it early.
-                stop = StopPolicy(max_paragraphs=3, stop_at_any_speaker=False)
-            else:
-                context = StoryContext.from_dict(job.payload.get("context", {}))
+            if isinstance(request, NarrateRequest):
+                context = request.context
                 rendered = render_narrator_prompt(context, **common)
                 stop = StopPolicy(
-                    max_paragraphs=sampling.max_paragraphs, player_names=context.player_names
+                    max_paragraphs=request.sampling.max_paragraphs,
+                    player_names=context.player_names,
                 )
-                banned = tuple(str(p) for p in job.payload.get("banned_phrases", ()))
-                return GenerationRequest(
-                    request_id=job.job_id,
-                    prompt=rendered.text,
-                    sampling=sampling,
-                    stop=stop,
-                    banned_phrases=banned,
-                )
-        except (StoryContextFormatError, PromptTooLargeError, ValueError) as exc:
+                banned = request.banned_phrases
+            elif isinstance(request, SummariseRequest):
+                rendered = render_summary_prompt(request.previous_summary, request.turns, **common)
+                # A summary is one paragraph of prose; only chat markers end it early.
+                stop = StopPolicy(max_paragraphs=3, stop_at_any_speaker=False)
+                banned = ()
+            else:
+                assert_never(request)
+        except ValueError as exc:  # PromptTooLargeError among others: a retry fails alike
             raise JobRejected(f"cannot build the prompt: {exc}") from exc
         return GenerationRequest(
-            request_id=job.job_id, prompt=rendered.text, sampling=sampling, stop=stop
+            request_id=job.job_id,
+            prompt=rendered.text,
+            sampling=request.sampling,
+            stop=stop,
+            banned_phrases=banned,
         )
 
     def __call__(
@@ -86,7 +74,7 @@ class NarratorJobProcessor:
             except JobRejected as exc:
                 log.warning("job %s rejected: %s", job.job_id, exc)
                 outcomes[job.job_id] = exc
-        narrations = {job.job_id for job in jobs if job.kind == "narrate"}
+        narrations = {job.job_id for job in jobs if isinstance(job.request, NarrateRequest)}
 
         def partial(request_id: str, text: str) -> None:
             if request_id in narrations:

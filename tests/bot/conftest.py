@@ -15,7 +15,7 @@ import discord
 import pytest
 
 from engine.rules.guild_config import GuildConfigService
-from engine.story.service import SessionService
+from engine.story import StoryService
 from engine.story.views import ParticipantView, SessionView, TurnView
 from storage.database import create_engine, create_session_factory
 from storage.models import ParticipantStatus, SessionStatus, TurnKind
@@ -263,7 +263,7 @@ async def story_db(
     factory = create_session_factory(engine)
     try:
         yield SimpleNamespace(
-            sessions=SessionService(factory, clock=clock), configs=GuildConfigService(factory)
+            story=StoryService.create(factory, clock=clock), configs=GuildConfigService(factory)
         )
     finally:
         await engine.dispose()

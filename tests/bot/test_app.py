@@ -16,7 +16,8 @@ MANAGE_GUILD = 1 << 5
 
 class FakeRuntime:
     def __init__(self) -> None:
-        self.sessions = SimpleNamespace()
+        self.story = SimpleNamespace()
+        self.exports = SimpleNamespace()
         self.configs = SimpleNamespace()
         self.timers = SimpleNamespace(on_reminder=None)
         self.closed = False
@@ -185,7 +186,7 @@ async def test_members_over_the_command_limit_are_refused_and_audited(
 
     runtime = SimpleNamespace(
         throttles=Throttles(RateLimits(commands_per_minute=2), clock=lambda: 0.0),
-        sessions=SimpleNamespace(guard=SimpleNamespace(record_rate_limit=record_rate_limit)),
+        story=SimpleNamespace(guard=SimpleNamespace(record_rate_limit=record_rate_limit)),
     )
     client = SimpleNamespace(runtime=runtime)
     tree = StoryCommandTree.__new__(StoryCommandTree)  # the check needs no client wiring

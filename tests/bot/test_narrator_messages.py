@@ -141,6 +141,8 @@ class FakeSessions:
     def __init__(self, view: Any) -> None:
         self.view = view
         self.turn_messages: list[tuple[int, int, int]] = []
+        # The listener reads through the story service's parts; both are this fake.
+        self.queries = self.turns = self
 
     async def get(self, session_id: int) -> Any:
         return self.view

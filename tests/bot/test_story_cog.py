@@ -14,6 +14,7 @@ from engine.export import ExportFile, ExportFormat, ExportOptions
 from engine.story.views import NarrationRequest
 
 from support.stories import ALICE, BOB, CHANNEL, GUILD, MOD, started
+from support.table_runtime import table_runtime
 
 
 class FakeNarrator:
@@ -51,9 +52,7 @@ class FakeExports:
 
 @pytest.fixture
 def bot(story_db: SimpleNamespace) -> SimpleNamespace:
-    runtime = SimpleNamespace(
-        sessions=story_db.sessions, configs=story_db.configs, narrator=FakeNarrator()
-    )
+    runtime = table_runtime(story_db, FakeNarrator())
     return SimpleNamespace(
         runtime=runtime,
         exports=FakeExports(),
@@ -79,14 +78,14 @@ def callback(command: Any) -> Any:
 async def test_write_shows_the_turn_and_calls_the_narrator(
     cog: StoryCog, bot: SimpleNamespace, story_db: SimpleNamespace, fake: SimpleNamespace
 ) -> None:
-    view = await started(story_db.sessions, ALICE, BOB)
+    view = await started(story_db.story, ALICE, BOB)
     interaction = interaction_by(fake, bot, ALICE)
     await callback(StoryCog.write)(cog, interaction, "Alice rings the **bell**.")
     (shown,) = interaction.response.sent
     assert shown["content"] == "**Alice:** Alice rings the **bell**."
     assert shown["allowed_mentions"].to_dict() == {"parse": []}
     assert shown["ephemeral"] is False
-    (turn,) = await story_db.sessions.turns(view.id)
+    (turn,) = await story_db.story.queries.turns(view.id)
     assert turn.discord_message_id is not None
     assert len(bot.runtime.narrator.requests) == 1
 
@@ -95,7 +94,7 @@ async def test_write_pings_only_the_next_player_when_the_narrator_waits(
     cog: StoryCog, bot: SimpleNamespace, story_db: SimpleNamespace, fake: SimpleNamespace
 ) -> None:
     await story_db.configs.update(GUILD, MOD, narrator_cadence="on_demand")
-    await started(story_db.sessions, ALICE, BOB)
+    await started(story_db.story, ALICE, BOB)
     interaction = interaction_by(fake, bot, ALICE)
     await callback(StoryCog.write)(cog, interaction, "Alice rings the bell.")
     (ping,) = interaction.followup.sent
@@ -107,9 +106,9 @@ async def test_undo_announces_and_pings_the_player_whose_turn_it_is_again(
     cog: StoryCog, bot: SimpleNamespace, story_db: SimpleNamespace, fake: SimpleNamespace
 ) -> None:
     await story_db.configs.update(GUILD, MOD, narrator_cadence="on_demand")
-    await started(story_db.sessions, ALICE, BOB)
-    await story_db.sessions.submit_turn(CHANNEL, ALICE, "Alice rings the bell.")
-    await story_db.sessions.submit_turn(CHANNEL, BOB, "Bob answers the door.")
+    await started(story_db.story, ALICE, BOB)
+    await story_db.story.turns.submit_turn(CHANNEL, ALICE, "Alice rings the bell.")
+    await story_db.story.turns.submit_turn(CHANNEL, BOB, "Bob answers the door.")
     interaction = interaction_by(fake, bot, ALICE)  # the host
     await callback(StoryCog.undo)(cog, interaction)
     (shown,) = interaction.response.sent
@@ -121,8 +120,8 @@ async def test_undoing_ones_own_turn_pings_nobody(
     cog: StoryCog, bot: SimpleNamespace, story_db: SimpleNamespace, fake: SimpleNamespace
 ) -> None:
     await story_db.configs.update(GUILD, MOD, narrator_cadence="on_demand")
-    await started(story_db.sessions, ALICE, BOB)
-    await story_db.sessions.submit_turn(CHANNEL, ALICE, "Alice rings the bell.")
+    await started(story_db.story, ALICE, BOB)
+    await story_db.story.turns.submit_turn(CHANNEL, ALICE, "Alice rings the bell.")
     interaction = interaction_by(fake, bot, ALICE)
     await callback(StoryCog.undo)(cog, interaction)
     (shown,) = interaction.response.sent
@@ -133,7 +132,7 @@ async def test_undoing_ones_own_turn_pings_nobody(
 async def test_skip_by_a_player_is_a_vote(
     cog: StoryCog, bot: SimpleNamespace, story_db: SimpleNamespace, fake: SimpleNamespace
 ) -> None:
-    await started(story_db.sessions, ALICE, BOB)
+    await started(story_db.story, ALICE, BOB)
     interaction = interaction_by(fake, bot, BOB)
     await callback(StoryCog.skip)(cog, interaction)
     (shown,) = interaction.response.sent
@@ -148,7 +147,7 @@ async def test_start_records_an_age_restricted_channel(
     channel.is_nsfw = lambda: True  # type: ignore[attr-defined]
     interaction = interaction_by(fake, bot, ALICE, channel=channel)
     await callback(StoryCog.start)(cog, interaction, "Night Shift", "A hospital at 3 am.")
-    view = await story_db.sessions.in_channel(CHANNEL)
+    view = await story_db.story.queries.in_channel(CHANNEL)
     assert view is not None and view.age_restricted and view.genre == "fantasy"
     assert "Night Shift" in interaction.response.sent[0]["content"]
 
@@ -167,7 +166,7 @@ FORMAT = app_commands.Choice(name="Markdown", value="markdown")
 async def test_export_attaches_a_small_file(
     cog: StoryCog, bot: SimpleNamespace, story_db: SimpleNamespace, fake: SimpleNamespace
 ) -> None:
-    view = await started(story_db.sessions, ALICE, BOB)
+    view = await started(story_db.story, ALICE, BOB)
     interaction = interaction_by(fake, bot, ALICE)
     await callback(StoryCog.export)(cog, interaction, FORMAT, None, True, False)
     assert interaction.response.deferred == {"ephemeral": True, "thinking": True}
@@ -182,7 +181,7 @@ async def test_export_attaches_a_small_file(
 async def test_export_zips_a_file_over_the_limit(
     cog: StoryCog, bot: SimpleNamespace, story_db: SimpleNamespace, fake: SimpleNamespace
 ) -> None:
-    await started(story_db.sessions, ALICE, BOB)
+    await started(story_db.story, ALICE, BOB)
     bot.exports.data = b"The sea was calm. " * 2000
     interaction = interaction_by(fake, bot, ALICE, filesize_limit=4000)
     await callback(StoryCog.export)(cog, interaction, FORMAT, None, False, False)
@@ -193,7 +192,7 @@ async def test_export_zips_a_file_over_the_limit(
 async def test_export_too_large_even_zipped_gives_the_command(
     cog: StoryCog, bot: SimpleNamespace, story_db: SimpleNamespace, fake: SimpleNamespace
 ) -> None:
-    view = await started(story_db.sessions, ALICE, BOB)
+    view = await started(story_db.story, ALICE, BOB)
     bot.exports.data = os.urandom(20_000)
     interaction = interaction_by(fake, bot, ALICE, filesize_limit=4000)
     await callback(StoryCog.export)(cog, interaction, FORMAT, None, False, True)
@@ -205,8 +204,8 @@ async def test_export_too_large_even_zipped_gives_the_command(
 async def test_export_defaults_to_the_latest_story_of_the_channel(
     cog: StoryCog, bot: SimpleNamespace, story_db: SimpleNamespace, fake: SimpleNamespace
 ) -> None:
-    view = await started(story_db.sessions, ALICE, BOB)
-    await story_db.sessions.end(CHANNEL, ALICE)
+    view = await started(story_db.story, ALICE, BOB)
+    await story_db.story.lifecycle.end(CHANNEL, ALICE)
     interaction = interaction_by(fake, bot, ALICE)
     await callback(StoryCog.export)(cog, interaction, FORMAT, None, False, False)
     assert bot.exports.calls[0][0] == view.id
@@ -225,7 +224,7 @@ def test_story_errors_become_their_message() -> None:
 async def test_leaving_out_of_turn_pings_nobody(
     cog: StoryCog, bot: SimpleNamespace, story_db: SimpleNamespace, fake: SimpleNamespace
 ) -> None:
-    await started(story_db.sessions, ALICE, BOB)
+    await started(story_db.story, ALICE, BOB)
     interaction = interaction_by(fake, bot, BOB)
     await callback(StoryCog.leave)(cog, interaction)
     (shown,) = interaction.response.sent
@@ -235,7 +234,7 @@ async def test_leaving_out_of_turn_pings_nobody(
 async def test_leaving_on_ones_turn_passes_it_on(
     cog: StoryCog, bot: SimpleNamespace, story_db: SimpleNamespace, fake: SimpleNamespace
 ) -> None:
-    await started(story_db.sessions, ALICE, BOB)
+    await started(story_db.story, ALICE, BOB)
     interaction = interaction_by(fake, bot, ALICE)
     await callback(StoryCog.leave)(cog, interaction)
     (shown,) = interaction.response.sent

@@ -12,6 +12,7 @@ from engine.narrator.coordinator import NarratorBusy
 from engine.story.views import NarrationRequest
 
 from support.stories import ALICE, BOB, CHANNEL, GUILD, MOD, started
+from support.table_runtime import table_runtime
 
 CARA_ID = 3
 
@@ -35,7 +36,7 @@ def narrator() -> FakeNarrator:
 
 @pytest.fixture
 def cog(story_db: SimpleNamespace, narrator: FakeNarrator) -> TurnsCog:
-    runtime = SimpleNamespace(sessions=story_db.sessions, narrator=narrator)
+    runtime = table_runtime(story_db, narrator)
     return TurnsCog(SimpleNamespace(runtime=runtime, options=BotOptions()))  # type: ignore[arg-type]
 
 
@@ -47,10 +48,10 @@ def message_from(fake: SimpleNamespace, actor: Any, text: str, **kwargs: Any) ->
 async def test_current_players_message_becomes_their_turn(
     cog: TurnsCog, story_db: SimpleNamespace, narrator: FakeNarrator, fake: SimpleNamespace
 ) -> None:
-    view = await started(story_db.sessions, ALICE, BOB)
+    view = await started(story_db.story, ALICE, BOB)
     message = message_from(fake, ALICE, "Alice lights the lamp.")
     await cog.on_message(message)
-    (turn,) = await story_db.sessions.turns(view.id)
+    (turn,) = await story_db.story.queries.turns(view.id)
     assert turn.text == "Alice lights the lamp." and turn.discord_message_id == message.id
     assert len(narrator.requests) == 1
     assert message.reactions == [] and message.replies == []
@@ -59,10 +60,10 @@ async def test_current_players_message_becomes_their_turn(
 async def test_out_of_turn_message_is_not_recorded(
     cog: TurnsCog, story_db: SimpleNamespace, narrator: FakeNarrator, fake: SimpleNamespace
 ) -> None:
-    view = await started(story_db.sessions, ALICE, BOB)
+    view = await started(story_db.story, ALICE, BOB)
     message = message_from(fake, BOB, "Bob jumps in early.")
     await cog.on_message(message)
-    assert await story_db.sessions.turns(view.id) == []
+    assert await story_db.story.queries.turns(view.id) == []
     assert message.reactions == [WAITING_REACTION] and message.replies == []
     assert message.channel.sent == []
 
@@ -71,21 +72,21 @@ async def test_out_of_turn_message_is_not_recorded(
 async def test_non_players_and_bots_are_ignored(
     cog: TurnsCog, story_db: SimpleNamespace, fake: SimpleNamespace, bot_author: bool
 ) -> None:
-    view = await started(story_db.sessions, ALICE, BOB)
+    view = await started(story_db.story, ALICE, BOB)
     author = ALICE if bot_author else SimpleNamespace(user_id=CARA_ID, display_name="Cara")
     message = message_from(fake, author, "Hello there", bot=bot_author)
     await cog.on_message(message)
-    assert await story_db.sessions.turns(view.id) == []
+    assert await story_db.story.queries.turns(view.id) == []
     assert message.reactions == [] and message.replies == []
 
 
 async def test_table_talk_is_kept_but_is_not_a_turn(
     cog: TurnsCog, story_db: SimpleNamespace, fake: SimpleNamespace
 ) -> None:
-    view = await started(story_db.sessions, ALICE, BOB)
+    view = await started(story_db.story, ALICE, BOB)
     await cog.on_message(message_from(fake, ALICE, "((brb, tea))"))
     await cog.on_message(message_from(fake, BOB, "// loving this"))
-    transcript = await story_db.sessions.transcript(view.id)
+    transcript = await story_db.story.queries.transcript(view.id)
     assert transcript.turns == ()
     assert [t.text for t in transcript.table_talk] == ["brb, tea", "loving this"]
 
@@ -94,10 +95,10 @@ async def test_table_talk_breaking_the_rules_is_not_kept_and_is_marked(
     cog: TurnsCog, story_db: SimpleNamespace, fake: SimpleNamespace
 ) -> None:
     await story_db.configs.update(GUILD, MOD, blocked_words=["moonstone"])
-    view = await started(story_db.sessions, ALICE, BOB)
+    view = await started(story_db.story, ALICE, BOB)
     message = message_from(fake, BOB, "// where is the moonstone lol")
     await cog.on_message(message)
-    assert (await story_db.sessions.transcript(view.id)).table_talk == ()
+    assert (await story_db.story.queries.transcript(view.id)).table_talk == ()
     assert message.reactions == [REFUSED_REACTION]
     assert "rephrase" in message.replies[0][0]
 
@@ -106,10 +107,10 @@ async def test_refused_turn_gets_a_mark_and_a_reply_that_deletes_itself(
     cog: TurnsCog, story_db: SimpleNamespace, fake: SimpleNamespace
 ) -> None:
     await story_db.configs.update(GUILD, MOD, max_turn_chars=20)
-    view = await started(story_db.sessions, ALICE, BOB)
+    view = await started(story_db.story, ALICE, BOB)
     message = message_from(fake, ALICE, "This turn is far too long for the server's rules.")
     await cog.on_message(message)
-    assert await story_db.sessions.turns(view.id) == []
+    assert await story_db.story.queries.turns(view.id) == []
     assert message.reactions == [REFUSED_REACTION]
     ((reason, kwargs),) = message.replies
     assert "too long" in reason
@@ -122,7 +123,7 @@ async def test_next_player_is_pinged_when_the_narrator_waits(
     cog: TurnsCog, story_db: SimpleNamespace, narrator: FakeNarrator, fake: SimpleNamespace
 ) -> None:
     await story_db.configs.update(GUILD, MOD, narrator_cadence="on_demand")
-    await started(story_db.sessions, ALICE, BOB)
+    await started(story_db.story, ALICE, BOB)
     message = message_from(fake, ALICE, "Alice opens the door.")
     await cog.on_message(message)
     assert narrator.requests == []
@@ -132,9 +133,9 @@ async def test_next_player_is_pinged_when_the_narrator_waits(
 
 
 async def test_busy_narrator_is_explained(story_db: SimpleNamespace, fake: SimpleNamespace) -> None:
-    runtime = SimpleNamespace(sessions=story_db.sessions, narrator=FakeNarrator(busy=True))
+    runtime = table_runtime(story_db, FakeNarrator(busy=True))
     cog = TurnsCog(SimpleNamespace(runtime=runtime, options=BotOptions()))  # type: ignore[arg-type]
-    await started(story_db.sessions, ALICE, BOB)
+    await started(story_db.story, ALICE, BOB)
     message = message_from(fake, ALICE, "Alice opens the door.")
     await cog.on_message(message)
     ((reply, _),) = message.replies
@@ -156,11 +157,11 @@ async def test_editing_the_latest_turn_updates_it(
     cog: TurnsCog, story_db: SimpleNamespace, fake: SimpleNamespace
 ) -> None:
     await story_db.configs.update(GUILD, MOD, narrator_cadence="on_demand")
-    view = await started(story_db.sessions, ALICE, BOB)
+    view = await started(story_db.story, ALICE, BOB)
     message = message_from(fake, ALICE, "Alice opens the dor.")
     await cog.on_message(message)
     await cog.on_raw_message_edit(edit_of(message, "Alice opens the door."))
-    (turn,) = await story_db.sessions.turns(view.id)
+    (turn,) = await story_db.story.queries.turns(view.id)
     assert turn.text == "Alice opens the door." and turn.edited_at is not None
 
 
@@ -168,12 +169,12 @@ async def test_editing_an_older_message_changes_nothing(
     cog: TurnsCog, story_db: SimpleNamespace, fake: SimpleNamespace
 ) -> None:
     await story_db.configs.update(GUILD, MOD, narrator_cadence="on_demand")
-    view = await started(story_db.sessions, ALICE, BOB)
+    view = await started(story_db.story, ALICE, BOB)
     first = message_from(fake, ALICE, "Alice opens the door.")
     await cog.on_message(first)
     await cog.on_message(message_from(fake, BOB, "Bob follows."))
     await cog.on_raw_message_edit(edit_of(first, "Alice slams the door."))
-    turns = await story_db.sessions.turns(view.id)
+    turns = await story_db.story.queries.turns(view.id)
     assert [t.text for t in turns] == ["Alice opens the door.", "Bob follows."]
     assert first.replies == [] and first.reactions == []
 
@@ -181,8 +182,8 @@ async def test_editing_an_older_message_changes_nothing(
 async def test_system_messages_are_ignored(
     cog: TurnsCog, story_db: SimpleNamespace, fake: SimpleNamespace
 ) -> None:
-    view = await started(story_db.sessions, ALICE, BOB)
+    view = await started(story_db.story, ALICE, BOB)
     message = message_from(fake, ALICE, "Alice pinned a message.")
     message.type = discord.MessageType.pins_add
     await cog.on_message(message)
-    assert await story_db.sessions.turns(view.id) == []
+    assert await story_db.story.queries.turns(view.id) == []

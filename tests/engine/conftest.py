@@ -4,12 +4,12 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.rules.guild_config import GuildConfigService
-from engine.story.service import SessionService
+from engine.story import StoryService
 
 
 @pytest.fixture
-def service(session_factory: async_sessionmaker[AsyncSession], clock) -> SessionService:  # type: ignore[no-untyped-def]
-    return SessionService(session_factory, clock=clock)
+def service(session_factory: async_sessionmaker[AsyncSession], clock) -> StoryService:  # type: ignore[no-untyped-def]
+    return StoryService.create(session_factory, clock=clock)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine.narrator.coordinator import NEUTRAL_PASSAGE
+from engine.protocol import NarrateRequest
 from engine.queue.jobs import GenerationJob
 from engine.runtime import StoryRuntime
 from engine.settings import Settings
@@ -63,8 +64,8 @@ async def open_runtime(tmp_path: Path, narrator: ScriptedNarrator) -> StoryRunti
 
 async def play_one_turn(runtime: StoryRuntime) -> RecordingListener:
     listener: RecordingListener = runtime.listener  # type: ignore[attr-defined]
-    await started(runtime.sessions, ALICE, BOB)
-    outcome = await runtime.sessions.submit_turn(CHANNEL, ALICE, "I open the door.")
+    await started(runtime.story, ALICE, BOB)
+    outcome = await runtime.story.turns.submit_turn(CHANNEL, ALICE, "I open the door.")
     assert outcome.narration is not None
     await runtime.narrator.request(outcome.narration)
     await listener.wait_for(lambda: listener.stored, seconds=30)
@@ -78,7 +79,9 @@ async def test_blocked_words_are_sent_to_generation_as_banned_phrases(tmp_path: 
         await play_one_turn(runtime)
     finally:
         await runtime.close()
-    assert "moonstone" in narrator.jobs[0].payload["banned_phrases"]
+    request = narrator.jobs[0].request
+    assert isinstance(request, NarrateRequest)
+    assert "moonstone" in request.banned_phrases
 
 
 async def test_filtered_passage_is_regenerated_and_its_partial_never_shown(
@@ -105,7 +108,7 @@ async def test_passage_filtered_every_time_is_replaced_by_a_neutral_line(tmp_pat
     try:
         listener = await play_one_turn(runtime)
         audit = await runtime.moderation.audit(GUILD, MOD)
-        session = await runtime.sessions.in_channel(CHANNEL)
+        session = await runtime.story.queries.in_channel(CHANNEL)
     finally:
         await runtime.close()
     [stored] = listener.stored

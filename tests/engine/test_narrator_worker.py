@@ -1,15 +1,25 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from engine.protocol.context import StoryContext
-from engine.protocol.context import TurnView as PromptTurn
-from engine.queue.errors import JobRejected
+from engine.protocol import (
+    ContextTurn,
+    JobRejected,
+    JobRequest,
+    NarrateRequest,
+    SamplingSettings,
+    StoryContext,
+    SummariseRequest,
+)
 from engine.queue.jobs import GenerationJob
 from engine.worker.model.generator import BatchGenerator
 from engine.worker.processor import NarratorJobProcessor
 
-SAMPLING = {"temperature": 0.9, "max_new_tokens": 16, "max_paragraphs": 5}
+SAMPLING = SamplingSettings(temperature=0.9, max_new_tokens=16, max_paragraphs=5)
+OPENING = ContextTurn(1, "Mira", False, "Mira opened the door.")
+ENDLESS = " ".join(["on and on"] * 3000)
 
 
 def context(title: str) -> StoryContext:
@@ -22,18 +32,16 @@ def context(title: str) -> StoryContext:
         summary="",
         lore=(),
         authors_note="",
-        recent_turns=(PromptTurn(1, "Mira", False, "Mira opened the door."),),
+        recent_turns=(OPENING,),
         next_player="Tom",
     )
 
 
-def narrate(job_id: str, title: str = "Dawn", **sampling: object) -> GenerationJob:
-    return GenerationJob(
-        job_id=job_id,
-        session_id=1,
-        kind="narrate",
-        payload={"context": context(title).to_dict(), "sampling": {**SAMPLING, **sampling}},
-    )
+def narrate(
+    job_id: str, title: str = "Dawn", sampling: SamplingSettings = SAMPLING
+) -> GenerationJob:
+    request = NarrateRequest(context(title), sampling)
+    return GenerationJob(job_id=job_id, session_id=1, request=request)
 
 
 @pytest.fixture
@@ -44,16 +52,10 @@ def processor(narrator_tiny_model) -> NarratorJobProcessor:  # type: ignore[no-u
 def test_batch_of_narrations_and_a_summary_each_get_text(processor: NarratorJobProcessor) -> None:
     progress: list[tuple[str, str]] = []
     summary = GenerationJob(
-        job_id="s",
-        session_id=2,
-        kind="summarise",
-        payload={
-            "previous_summary": "",
-            "turns": [PromptTurn(1, "Mira", False, "Mira opened the door.").to_dict()],
-            "sampling": SAMPLING,
-        },
+        job_id="s", session_id=2, request=SummariseRequest("", (OPENING,), SAMPLING)
     )
-    jobs = [narrate("a"), narrate("b", "Dusk", temperature=0.5), summary]
+    cooler = SAMPLING.model_copy(update={"temperature": 0.5})
+    jobs = [narrate("a"), narrate("b", "Dusk", cooler), summary]
     outcomes = dict(processor(jobs, lambda job_id, text: progress.append((job_id, text))))
     assert set(outcomes) == {"a", "b", "s"}
     assert all(isinstance(o, str) and o.strip() for o in outcomes.values()), outcomes
@@ -62,16 +64,18 @@ def test_batch_of_narrations_and_a_summary_each_get_text(processor: NarratorJobP
 
 
 @pytest.mark.parametrize(
-    "payload",
+    "request_",
     [
-        {"context": {"title": "missing fields"}, "sampling": SAMPLING},
-        {"context": context("x").to_dict(), "sampling": {"temperature": 9}},
-        {"context": context("x").to_dict(), "sampling": {"no_such_setting": 1}},
+        NarrateRequest(replace(context("x"), premise=ENDLESS), SAMPLING),
+        SummariseRequest("", (replace(OPENING, text=ENDLESS),), SAMPLING),
     ],
+    ids=["premise", "summarised turn"],
 )
-def test_malformed_job_is_rejected_without_retry(
-    processor: NarratorJobProcessor, payload: dict[str, object]
+def test_job_whose_prompt_can_never_fit_is_rejected_without_retry(
+    processor: NarratorJobProcessor, request_: JobRequest
 ) -> None:
-    job = GenerationJob(job_id="bad", session_id=1, kind="narrate", payload=payload)
-    [(job_id, outcome)] = processor([job], lambda *_: None)
-    assert job_id == "bad" and isinstance(outcome, JobRejected)
+    jobs = [GenerationJob(job_id="big", session_id=1, request=request_), narrate("ok")]
+    outcomes = dict(processor(jobs, lambda *_: None))
+    assert isinstance(outcomes["big"], JobRejected)
+    assert str(outcomes["big"]).startswith("cannot build the prompt")
+    assert isinstance(outcomes["ok"], str)  # the rest of the batch is generated

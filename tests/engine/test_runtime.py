@@ -43,8 +43,8 @@ async def runtime(narrator_tiny_model, tmp_path: Path):  # type: ignore[no-untyp
 
 async def test_player_turn_is_answered_by_the_narrator(runtime: StoryRuntime) -> None:
     listener: RecordingListener = runtime.listener  # type: ignore[attr-defined]
-    view = await started(runtime.sessions, ALICE, BOB)
-    outcome = await runtime.sessions.submit_turn(CHANNEL, ALICE, "I open the lighthouse door.")
+    view = await started(runtime.story, ALICE, BOB)
+    outcome = await runtime.story.turns.submit_turn(CHANNEL, ALICE, "I open the lighthouse door.")
     assert outcome.narration is not None
     position = await runtime.narrator.request(outcome.narration)
     assert position >= 0
@@ -52,9 +52,9 @@ async def test_player_turn_is_answered_by_the_narrator(runtime: StoryRuntime) ->
     [stored] = listener.stored
     assert stored.turn.kind == TurnKind.NARRATOR and stored.turn.text
     assert listener.progress, "partial text is streamed before the passage is stored"
-    turns = await runtime.sessions.turns(view.id)
+    turns = await runtime.story.queries.turns(view.id)
     assert [t.kind for t in turns] == [TurnKind.PLAYER, TurnKind.NARRATOR]
-    after = await runtime.sessions.get(view.id)
+    after = await runtime.story.queries.get(view.id)
     assert not after.narrator_pending and after.turn_deadline is not None
 
 
@@ -63,18 +63,20 @@ async def test_full_queue_hands_the_turn_back_with_a_clear_message(
 ) -> None:
     from engine.queue.jobs import GenerationJob
 
+    from support.protocol import narrate_request
+
     # Fill the global limit (2) with other stories' jobs before anything can run them.
     runtime._worker.stop()  # type: ignore[union-attr]
     for other in (901, 902):
         await runtime.queue.enqueue(
-            GenerationJob(job_id=f"x{other}", session_id=other, kind="narrate")
+            GenerationJob(job_id=f"x{other}", session_id=other, request=narrate_request())
         )
-    await started(runtime.sessions, ALICE, BOB)
-    outcome = await runtime.sessions.submit_turn(CHANNEL, ALICE, "Hello?")
+    await started(runtime.story, ALICE, BOB)
+    outcome = await runtime.story.turns.submit_turn(CHANNEL, ALICE, "Hello?")
     assert outcome.narration is not None
     with pytest.raises(NarratorBusy, match="busy: 2 stories are waiting"):
         await runtime.narrator.request(outcome.narration)
-    after = await runtime.sessions.get(outcome.session.id)
+    after = await runtime.story.queries.get(outcome.session.id)
     assert not after.narrator_pending and after.turn_deadline is not None
 
 
@@ -109,9 +111,9 @@ async def test_terminal_table_plays_a_round_with_several_players(
     assert "It is Mira's turn, not yours." in out
     assert "Tom's turn" in out
     assert "(Lore 'The Lamp' saved.)" in out
-    view = await runtime.sessions.in_channel(1)
+    view = await runtime.story.queries.in_channel(1)
     assert view is not None
-    turns = await runtime.sessions.turns(view.id)
+    turns = await runtime.story.queries.turns(view.id)
     assert [t.author_name for t in turns] == ["Mira", "Narrator"]
     assert "Saved to" in out and "the-lamp-" in out
     assert "Mira climbs the stairs." in saved_markdown(tmp_path)

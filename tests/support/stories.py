@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from engine.actors import Actor
-from engine.story.service import SessionService
+from engine.story import StoryService
 from engine.story.views import SessionView
 
 GUILD = 1
@@ -16,11 +16,11 @@ MOD = Actor(99, "Mod", is_moderator=True)
 
 
 async def started(
-    service: SessionService, *players: Actor, begin: bool = True, channel: int = CHANNEL
+    service: StoryService, *players: Actor, begin: bool = True, channel: int = CHANNEL
 ) -> SessionView:
     """Start a story hosted by the first player, let the rest join, and begin it."""
     host, *others = players
-    view = await service.start(
+    view = await service.lifecycle.start(
         guild_id=GUILD,
         channel_id=channel,
         actor=host,
@@ -29,7 +29,7 @@ async def started(
         premise="A lighthouse keeper finds a door in the sea.",
     )
     for other in others:
-        view = await service.join(channel, other)
+        view = await service.lifecycle.join(channel, other)
     if begin:
-        view = await service.begin(channel, host)
+        view = await service.lifecycle.begin(channel, host)
     return view

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from engine.errors import OperatorError
 
-class ModelLoadError(RuntimeError):
+
+class ModelLoadError(OperatorError):
     """Report that the configured model could not be loaded."""
 
 

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from engine.protocol.context import LoreEntryView, StoryContext, TurnView
+from engine.protocol.context import ContextTurn, LoreEntryView, StoryContext
 from engine.worker.prompt.budget import (
     ChatMessages,
     ChatRenderer,
@@ -56,7 +56,7 @@ class RenderedPrompt:
 class _NarratorParts:
     summary: str = ""
     lore: tuple[LoreEntryView, ...] = ()
-    turns: tuple[TurnView, ...] = ()
+    turns: tuple[ContextTurn, ...] = ()
     authors_note: str = ""
 
 
@@ -166,7 +166,7 @@ def _fit_narrator_parts(
 
 def render_summary_prompt(
     previous_summary: str,
-    turns: Sequence[TurnView],
+    turns: Sequence[ContextTurn],
     *,
     count_tokens: TokenCounter,
     render_chat: ChatRenderer,
@@ -190,7 +190,7 @@ def render_summary_prompt(
     )
     previous = previous_summary.strip()
 
-    def messages(summary: str, included: Sequence[TurnView]) -> ChatMessages:
+    def messages(summary: str, included: Sequence[ContextTurn]) -> ChatMessages:
         return [
             {"role": "system", "content": _SUMMARY_SYSTEM},
             {"role": "user", "content": _summary_request(summary, included, target_words)},
@@ -229,7 +229,7 @@ _SUMMARY_SYSTEM = (
 )
 
 
-def _summary_request(summary: str, turns: Sequence[TurnView], target_words: int) -> str:
+def _summary_request(summary: str, turns: Sequence[ContextTurn], target_words: int) -> str:
     sections = [f"Summary so far:\n{summary or '(nothing yet)'}"]
     if turns:
         sections.append(f"New passages:\n{_transcript(turns)}")
@@ -283,7 +283,7 @@ def _players_rule(player_names: Sequence[str]) -> str:
     )
 
 
-def _transcript(turns: Sequence[TurnView]) -> str:
+def _transcript(turns: Sequence[ContextTurn]) -> str:
     return "\n\n".join(
         f"{NARRATOR_LABEL if t.is_narrator else _one_line(t.author)}: {t.text.strip()}"
         for t in turns
@@ -300,7 +300,7 @@ def _require_fit(budget: TokenBudget, messages: ChatMessages, what: str) -> None
         )
 
 
-def _newest(turns: tuple[TurnView, ...], count: int) -> tuple[TurnView, ...]:
+def _newest(turns: tuple[ContextTurn, ...], count: int) -> tuple[ContextTurn, ...]:
     return turns[len(turns) - count :]
 
 

@@ -246,14 +246,14 @@ class StoryTable:
     # Reading what happened ----------------------------------------------------------------------
     async def session(self) -> SessionView:
         """Return the story in the channel."""
-        view = await self.running_bot.runtime.sessions.in_channel(self.channel_id)
+        view = await self.running_bot.runtime.story.queries.in_channel(self.channel_id)
         assert view is not None, "no story in the channel"
         return view
 
     async def turns(self) -> list[TurnView]:
         """Return the stored turns of the story in the channel."""
         view = await self.session()
-        return await self.running_bot.runtime.sessions.turns(view.id)
+        return await self.running_bot.runtime.story.queries.turns(view.id)
 
     async def eventually(self, read: Callable[[], Awaitable[T]], expected: T) -> None:
         """Wait until READ returns EXPECTED: for effects the bot does not announce."""

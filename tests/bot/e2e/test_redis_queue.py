@@ -15,7 +15,7 @@ import redis
 from engine.narrator.coordinator import NarrationListener
 from engine.queue import open_worker_queue
 from engine.runtime import StoryRuntime
-from engine.story.timeout_scheduler import TimeoutListener
+from engine.story.deadlines import TimeoutListener
 from engine.worker.loop import WorkerLoop
 from storage.models import TurnKind
 

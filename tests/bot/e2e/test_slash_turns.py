@@ -67,7 +67,7 @@ async def test_a_story_started_in_a_thread_is_played_there(table: StoryTable) ->
         )
         assert ping.pinged_user_ids == [table.user("bob").id]
         assert table.bot_messages() == [pointer], "the parent channel only gets the pointer"
-        view = await table.running_bot.runtime.sessions.in_channel(thread.id)
+        view = await table.running_bot.runtime.story.queries.in_channel(thread.id)
         assert view is not None and view.title == "The Lantern"
-        assert await table.running_bot.runtime.sessions.in_channel(table.channel_id) is None
+        assert await table.running_bot.runtime.story.queries.in_channel(table.channel_id) is None
     table.audit_mentions()

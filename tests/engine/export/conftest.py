@@ -10,7 +10,7 @@ import pytest
 from engine.actors import Actor
 from engine.export import ExportService
 from engine.rules.guild_config import GuildConfigService
-from engine.story.service import SessionService
+from engine.story import StoryService
 from engine.story.views import (
     ParticipantView,
     SessionView,
@@ -44,13 +44,13 @@ Play = Callable[..., Awaitable[SessionView]]
 
 @pytest.fixture
 def exports(
-    service: SessionService, config_service: GuildConfigService, clock: Callable[[], datetime]
+    service: StoryService, config_service: GuildConfigService, clock: Callable[[], datetime]
 ) -> ExportService:
-    return ExportService(service, config_service, clock=clock)
+    return ExportService(service.queries, config_service, clock=clock)
 
 
 @pytest.fixture
-def play(service: SessionService, clock) -> Play:  # type: ignore[no-untyped-def]
+def play(service: StoryService, clock) -> Play:  # type: ignore[no-untyped-def]
     """Return a function that plays player texts in turn, each answered by the narrator."""
 
     async def play(
@@ -63,45 +63,49 @@ def play(service: SessionService, clock) -> Play:  # type: ignore[no-untyped-def
         view = await started(service, *players, channel=channel)
         for index, text in enumerate(texts):
             writer = players[index % len(players)]
-            outcome = await service.submit_turn(channel, writer, text)
+            outcome = await service.turns.submit_turn(channel, writer, text)
             clock.advance(60)
             assert outcome.narration is not None
-            await service.record_narration(
+            await service.ledger.record_narration(
                 view.id, outcome.narration.job_id, f"The narrator answers passage {index + 1}."
             )
             clock.advance(60)
         if end:
-            await service.end(channel, players[0])
-        return await service.get(view.id)
+            await service.lifecycle.end(channel, players[0])
+        return await service.queries.get(view.id)
 
     return play
 
 
 @pytest.fixture
-def rich_story(service: SessionService, clock) -> Callable[..., Awaitable[SessionView]]:  # type: ignore[no-untyped-def]
+def rich_story(service: StoryService, clock) -> Callable[..., Awaitable[SessionView]]:  # type: ignore[no-untyped-def]
     """Return a function that plays a story using every feature export has to show."""
 
     async def rich_story(*, end: bool = True, channel: int = CHANNEL) -> SessionView:
         view = await started(service, ALICE, BOB, CARA, channel=channel)
-        await service.leave(channel, CARA)  # a player who left may still export
-        await service.add_lore(channel, ALICE, "The Door", ["door", "sea door"], "Opens at dusk.")
-        await service.record_table_talk(channel, ALICE, "ready when you are")  # after turn 0
-        first = await service.submit_turn(channel, ALICE, "I light the lamp.\nIt flickers.")
+        await service.lifecycle.leave(channel, CARA)  # a player who left may still export
+        await service.lore.add_lore(
+            channel, ALICE, "The Door", ["door", "sea door"], "Opens at dusk."
+        )
+        await service.turns.record_table_talk(channel, ALICE, "ready when you are")  # after turn 0
+        first = await service.turns.submit_turn(channel, ALICE, "I light the lamp.\nIt flickers.")
         assert first.narration is not None
-        await service.record_narration(view.id, first.narration.job_id, "Version one.")
-        retry = await service.retry_narration(channel, BOB)
-        await service.record_narration(view.id, retry.job_id, "Version two.")
-        second = await service.submit_turn(channel, BOB, "I open the door.")
-        await service.edit_turn(channel, BOB, "I open the sea door.\n\nWater pours in.")
-        await service.record_table_talk(channel, BOB, "brb, tea")  # after turn 3
+        await service.ledger.record_narration(view.id, first.narration.job_id, "Version one.")
+        retry = await service.ledger.retry_narration(channel, BOB)
+        await service.ledger.record_narration(view.id, retry.job_id, "Version two.")
+        second = await service.turns.submit_turn(channel, BOB, "I open the door.")
+        await service.turns.edit_turn(channel, BOB, "I open the sea door.\n\nWater pours in.")
+        await service.turns.record_table_talk(channel, BOB, "brb, tea")  # after turn 3
         assert second.narration is not None
-        await service.record_narration(view.id, second.narration.job_id, "The tide answers.")
-        await service.record_summary(view.id, "sum-1", "Alice lit the lamp; Bob opened it.", 4)
-        await service.set_authors_note(channel, ALICE, "Keep it eerie.")
+        await service.ledger.record_narration(view.id, second.narration.job_id, "The tide answers.")
+        await service.ledger.record_summary(
+            view.id, "sum-1", "Alice lit the lamp; Bob opened it.", 4
+        )
+        await service.lifecycle.set_authors_note(channel, ALICE, "Keep it eerie.")
         if end:
             clock.advance(3600)
-            await service.end(channel, ALICE)
-        return await service.get(view.id)
+            await service.lifecycle.end(channel, ALICE)
+        return await service.queries.get(view.id)
 
     return rich_story
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from engine.story.service import SessionService
+from engine.story import StoryService
 from storage.database import create_engine, create_session_factory
 from storage.migrate import upgrade
 
@@ -20,13 +20,13 @@ async def _populate(url: str) -> None:
     await upgrade(url)
     engine = create_engine(url)
     try:
-        service = SessionService(create_session_factory(engine))
+        service = StoryService.create(create_session_factory(engine))
         view = await started(service, ALICE, BOB)
-        outcome = await service.submit_turn(CHANNEL, ALICE, "# I light the <b>lamp</b>.")
+        outcome = await service.turns.submit_turn(CHANNEL, ALICE, "# I light the <b>lamp</b>.")
         assert outcome.narration is not None
-        await service.record_narration(view.id, outcome.narration.job_id, "The sea stirs.")
-        await service.record_table_talk(CHANNEL, BOB, "nice one")
-        await service.end(CHANNEL, ALICE)
+        await service.ledger.record_narration(view.id, outcome.narration.job_id, "The sea stirs.")
+        await service.turns.record_table_talk(CHANNEL, BOB, "nice one")
+        await service.lifecycle.end(CHANNEL, ALICE)
         await started(service, BOB, channel=CHANNEL + 1, begin=False)
     finally:
         await engine.dispose()

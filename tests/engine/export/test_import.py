@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from engine.export import ExportFormat, ExportService
 from engine.export.importer import StoryImportError, import_story, parse_archive
 from engine.rules.guild_config import GuildConfigService
-from engine.story.service import SessionService
+from engine.story import StoryService
 from engine.story.views import SessionView
 from storage.models import SessionStatus
 
@@ -52,7 +52,7 @@ async def test_unfinished_story_round_trips_into_a_free_channel(
     exports: ExportService,
     rich_story: Story,
     session_factory: Factory,
-    service: SessionService,
+    service: StoryService,
 ) -> None:
     view = await rich_story(end=False)
     original = await _json(exports, view.id)
@@ -65,9 +65,9 @@ async def test_unfinished_story_round_trips_into_a_free_channel(
     expected["session"]["channel_id"] = 555
     assert again == expected
     # The imported story plays on: the current player writes, and undo restores the rotation.
-    outcome = await service.submit_turn(555, ALICE, "Back at the lamp.")
+    outcome = await service.turns.submit_turn(555, ALICE, "Back at the lamp.")
     assert outcome.turn.number == 5
-    undone = await service.undo(555, ALICE)
+    undone = await service.turns.undo(555, ALICE)
     assert undone.session.current_player is not None
     assert undone.session.current_player.user_id == ALICE.user_id
 
@@ -213,11 +213,11 @@ def _break(change: Callable[[dict[str, Any]], object]) -> str:
     ],
 )
 async def test_bad_files_are_refused_with_the_reason(
-    session_factory: Factory, service: SessionService, data: str | bytes, message: str
+    session_factory: Factory, service: StoryService, data: str | bytes, message: str
 ) -> None:
     with pytest.raises(StoryImportError, match=message):
         await import_story(session_factory, data, guild_id=GUILD + 40)
-    assert await service.list_sessions() == []
+    assert await service.queries.list_sessions() == []
 
 
 def test_minimal_file_is_valid() -> None:

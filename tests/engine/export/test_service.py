@@ -9,7 +9,7 @@ from engine.actors import Actor
 from engine.errors import PermissionDenied, SessionNotFound
 from engine.export import ExportFormat, ExportOptions, ExportService, StoryChoice
 from engine.rules.guild_config import GuildConfigService
-from engine.story.service import SessionService
+from engine.story import StoryService
 from engine.story.views import SessionView
 from storage.models import SessionStatus
 
@@ -160,20 +160,20 @@ async def test_operator_may_export_any_story(exports: ExportService, rich_story:
 
 
 async def _start(
-    service: SessionService, host: Actor, title: str, channel: int, guild: int = GUILD
+    service: StoryService, host: Actor, title: str, channel: int, guild: int = GUILD
 ) -> SessionView:
-    return await service.start(
+    return await service.lifecycle.start(
         guild_id=guild, channel_id=channel, actor=host, title=title, genre="fantasy"
     )
 
 
 async def test_find_lists_exportable_stories_matching_the_query_newest_first(
-    exports: ExportService, service: SessionService
+    exports: ExportService, service: StoryService
 ) -> None:
     lantern = await _start(service, ALICE, "The Lantern", 101)
-    await service.end(101, ALICE)
+    await service.lifecycle.end(101, ALICE)
     storm = await _start(service, ALICE, "LANTERN in the storm", 102)
-    await service.join(102, BOB)
+    await service.lifecycle.join(102, BOB)
     bobs = await _start(service, BOB, "Bob's lantern", 103)
     await _start(service, ALICE, "The Lantern abroad", 104, guild=OTHER_GUILD)
     await _start(service, ALICE, "Unrelated", 105)

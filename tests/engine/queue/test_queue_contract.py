@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 
+from engine.protocol import NarrateRequest, SamplingSettings, new_job_id
 from engine.queue import (
     GenerationJob,
     JobCompleted,
@@ -16,19 +18,29 @@ from engine.queue import (
     JobRejected,
     QueueFull,
     SessionBusy,
-    new_job_id,
 )
 from engine.worker.loop import WorkerLoop
 
+from support.protocol import narrate_request, story_context
+
 
 def make_job(session_id: int, hero: str = "Ada") -> GenerationJob:
-    return GenerationJob(new_job_id(), session_id, "narrate", {"hero": hero})
+    return GenerationJob(new_job_id(), session_id, narrate_request(hero))
 
 
 def echo_batch(jobs, on_progress):
     for job in jobs:
         on_progress(job.job_id, "Once")
-    return [(job.job_id, f"Once upon a time, {job.payload['hero']} set out.") for job in jobs]
+    return [
+        (job.job_id, f"Once upon a time, {job.request.context.next_player} set out.")
+        for job in jobs
+    ]
+
+
+def job_with_title(session_id: int, title: object) -> GenerationJob:
+    """Return a job whose context's title is not a string (as no typed producer would send)."""
+    context = replace(story_context(), title=title)
+    return GenerationJob(new_job_id(), session_id, NarrateRequest(context, SamplingSettings()))
 
 
 async def test_completed_job_reaches_the_producer_and_is_acked(backend):
@@ -334,10 +346,45 @@ async def test_worker_loop_returns_when_its_queue_is_closed(backend):
     await asyncio.wait_for(running, 3)
 
 
-async def test_payload_that_is_not_json_is_refused_at_enqueue(backend):
+async def test_request_that_is_not_json_is_refused_at_enqueue(backend):
     producer = await backend.producer()
-    job = GenerationJob(new_job_id(), 1, "narrate", {"when": object()})
+    job = job_with_title(1, object())
 
     with pytest.raises(TypeError, match="not JSON serializable"):
         await producer.enqueue(job)
     assert await producer.enqueue(make_job(1)) == 1
+
+
+async def test_job_whose_request_no_worker_can_read_fails_once_without_retry(backend):
+    producer = await backend.producer()
+    worker = await backend.worker()
+    events = backend.watch(producer)
+    broken, good = job_with_title(6, 5), make_job(7)
+    processed: list[str] = []
+
+    def recording_batch(jobs, on_progress):
+        processed.extend(job.job_id for job in jobs)
+        return echo_batch(jobs, on_progress)
+
+    await producer.enqueue(broken)
+    await producer.enqueue(good)
+    loop_task = asyncio.create_task(WorkerLoop(worker, recording_batch, fetch_wait_s=0.2).run())
+    try:
+        finals = {(await events.next_final()).job_id for _ in range(2)}
+        # Longer than a visibility timeout: a job given back for a retry would be back by now.
+        assert await events.no_final_within(1.0)
+    finally:
+        loop_task.cancel()
+        await asyncio.gather(loop_task, return_exceptions=True)
+
+    assert finals == {broken.job_id, good.job_id}
+    [failed] = [event for event in events.finals() if isinstance(event, JobFailed)]
+    assert failed == JobFailed(
+        broken.job_id, 6, "narrate", "JobRejected: field 'context.title' must be a string", False
+    )
+    assert processed == [good.job_id]  # the worker's model never saw it
+    assert await backend.dead_letter_count() == 0
+    with pytest.raises(SessionBusy):  # as for any failed job, until the producer stores it
+        await producer.enqueue(make_job(6))
+    await producer.ack(failed)
+    assert await producer.enqueue(make_job(6)) == 1

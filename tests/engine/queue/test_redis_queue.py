@@ -14,22 +14,24 @@ from pathlib import Path
 
 import pytest
 
+from engine.protocol import new_job_id
 from engine.queue import (
     GenerationJob,
     JobCompleted,
     JobFailed,
     JobProgress,
     QueueConfig,
-    new_job_id,
 )
 from engine.worker.loop import WorkerLoop
+
+from support.protocol import narrate_request
 
 SLOW_WORKER = Path(__file__).with_name("slow_worker.py")
 CRASH_LIMITS = {"heartbeat_s": 0.2, "visibility_timeout_s": 1.0, "block_s": 0.1}
 
 
 def make_job(session_id: int) -> GenerationJob:
-    return GenerationJob(new_job_id(), session_id, "narrate", {"premise": "a lighthouse"})
+    return GenerationJob(new_job_id(), session_id, narrate_request())
 
 
 def labelled_batch(label: str, calls: list[str]):
@@ -216,6 +218,27 @@ async def test_unreadable_job_is_dead_lettered_without_blocking_the_queue(
     assert [delivery.job for delivery in deliveries] == [good]
     [(_, dead)] = redis_client.xrange(f"{prefix}:dead")
     assert dead["reason"].startswith("unreadable job")
+
+
+async def test_job_in_an_older_wire_format_is_failed_by_name_without_retry(
+    redis_ends, config, redis_client
+):
+    producer = await redis_ends.producer(config)
+    events = redis_ends.watch(producer)
+    prefix = config.key_prefix
+    old_format = {"job_id": "old-1", "session_id": 3, "kind": "narrate", "enqueued_at": 1.0}
+    old_format["payload"] = {"context": {}, "sampling": {}, "retry_of_turn": None}
+    redis_client.xadd(f"{prefix}:jobs", {"job": json.dumps(old_format)})
+
+    worker = await redis_ends.worker(config)
+    assert await worker.fetch(1, wait_s=0.3) == []
+    final = await events.next_final()
+
+    assert final == JobFailed(
+        "old-1", 3, "narrate", "JobRejected: job message lacks field 'request'", False
+    )
+    assert redis_client.xlen(f"{prefix}:jobs") == 0  # retired: no worker sees it again
+    assert redis_client.xlen(f"{prefix}:dead") == 0
 
 
 async def test_keys_live_under_the_prefix_and_transient_ones_vanish_after_ack(

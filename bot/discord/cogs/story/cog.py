@@ -46,9 +46,9 @@ from bot.discord.splitting import split_message
 from engine.actors import Actor
 from engine.errors import InvalidState, SessionNotFound
 from engine.export import ExportFormat, ExportOptions, zip_export
-from engine.narrator.coordinator import NarratorBusy
-from engine.story.service import MAX_AUTHORS_NOTE_CHARS, MAX_PREMISE_CHARS, MAX_TITLE_CHARS
+from engine.story.lifecycle import MAX_AUTHORS_NOTE_CHARS, MAX_PREMISE_CHARS, MAX_TITLE_CHARS
 from engine.story.views import SessionView
+from engine.table import StoredTurn
 
 if TYPE_CHECKING:
     from bot.discord.app import TaleweaverBot
@@ -133,7 +133,7 @@ class StoryCog(
                     "permission, or start the story with `thread: False`."
                 ) from exc
         try:
-            view = await runtime.sessions.start(
+            view = await runtime.story.lifecycle.start(
                 guild_id=guild_id,
                 channel_id=story_thread.id if story_thread else channel_id,
                 actor=actor,
@@ -168,8 +168,8 @@ class StoryCog(
     async def join(self, interaction: discord.Interaction[Any]) -> None:
         """Take a seat at the end of the rotation (or come back from away)."""
         actor = actor_from_user(interaction.user)
-        before = await self.bot.runtime.sessions.in_channel(channel_id_of(interaction))
-        view = await self.bot.runtime.sessions.join(channel_id_of(interaction), actor)
+        before = await self.bot.runtime.story.queries.in_channel(channel_id_of(interaction))
+        view = await self.bot.runtime.story.lifecycle.join(channel_id_of(interaction), actor)
         lead = (
             f"🙋 {plain(actor.display_name)} joins **{plain(view.title)}**. "
             f"Rotation: {participant_names(view.rotation)}."
@@ -182,8 +182,8 @@ class StoryCog(
         """Leave the rotation; the turn passes on if it was yours."""
         actor = actor_from_user(interaction.user)
         channel_id = channel_id_of(interaction)
-        before = await self.bot.runtime.sessions.in_channel(channel_id)
-        view = await self.bot.runtime.sessions.leave(channel_id, actor)
+        before = await self.bot.runtime.story.queries.in_channel(channel_id)
+        view = await self.bot.runtime.story.lifecycle.leave(channel_id, actor)
         lead = f"👋 {plain(actor.display_name)} leaves **{plain(view.title)}**."
         if view.status == "paused" and not view.rotation:
             lead += " Nobody is left, so the story pauses until someone joins."
@@ -198,7 +198,7 @@ class StoryCog(
     async def begin(self, interaction: discord.Interaction[Any]) -> None:
         """Start play: the first player in join order has the turn."""
         actor = actor_from_user(interaction.user)
-        view = await self.bot.runtime.sessions.begin(channel_id_of(interaction), actor)
+        view = await self.bot.runtime.story.lifecycle.begin(channel_id_of(interaction), actor)
         lead = f"🎬 **{plain(view.title)}** begins! Rotation: {participant_names(view.rotation)}."
         await announce(interaction, lead, view, actor_id=actor.user_id, prompt=True)
 
@@ -206,7 +206,7 @@ class StoryCog(
     async def pause(self, interaction: discord.Interaction[Any]) -> None:
         """Stop the clock and refuse turns until resumed."""
         actor = actor_from_user(interaction.user)
-        view = await self.bot.runtime.sessions.pause(channel_id_of(interaction), actor)
+        view = await self.bot.runtime.story.lifecycle.pause(channel_id_of(interaction), actor)
         await reply(
             interaction,
             f"⏸️ {plain(actor.display_name)} pauses **{plain(view.title)}**. "
@@ -217,7 +217,7 @@ class StoryCog(
     async def resume(self, interaction: discord.Interaction[Any]) -> None:
         """Continue a paused story; the current player's clock starts afresh."""
         actor = actor_from_user(interaction.user)
-        view = await self.bot.runtime.sessions.resume(channel_id_of(interaction), actor)
+        view = await self.bot.runtime.story.lifecycle.resume(channel_id_of(interaction), actor)
         lead = f"▶️ {plain(actor.display_name)} resumes **{plain(view.title)}**."
         await announce(interaction, lead, view, actor_id=actor.user_id, prompt=True)
 
@@ -225,7 +225,7 @@ class StoryCog(
     async def end(self, interaction: discord.Interaction[Any]) -> None:
         """Finish the story and free the channel."""
         actor = actor_from_user(interaction.user)
-        view = await self.bot.runtime.sessions.end(channel_id_of(interaction), actor)
+        view = await self.bot.runtime.story.lifecycle.end(channel_id_of(interaction), actor)
         await self.bot.narration.discard_session(view.id)
         await reply(
             interaction,
@@ -244,22 +244,23 @@ class StoryCog(
         """Store the caller's turn, show it, and call the narrator or the next player."""
         runtime = self.bot.runtime
         actor = actor_from_user(interaction.user)
-        outcome = await runtime.sessions.submit_turn(channel_id_of(interaction), actor, text)
-        chunks = split_message(f"**{plain(outcome.turn.author_name)}:** {outcome.turn.text}")
-        first_id = await reply(interaction, chunks[0])
-        for chunk in chunks[1:]:
-            await reply(interaction, chunk)
-        if first_id is not None:
-            await runtime.sessions.set_turn_message(
-                outcome.session.id, outcome.turn.number, first_id
-            )
-        if outcome.narration is not None:
-            try:
-                await runtime.narrator.request(outcome.narration)
-            except NarratorBusy as exc:
-                await reply(interaction, f"⏳ {exc}")
+
+        async def show(stored: StoredTurn) -> None:
+            chunks = split_message(f"**{plain(stored.turn.author_name)}:** {stored.turn.text}")
+            first_id = await reply(interaction, chunks[0])
+            for chunk in chunks[1:]:
+                await reply(interaction, chunk)
+            if first_id is not None:
+                await runtime.story.turns.set_turn_message(
+                    stored.session.id, stored.turn.number, first_id
+                )
+
+        written = await runtime.table.write_turn(channel_id_of(interaction), actor, text, show=show)
+        if written.narrator is not None:
+            if written.narrator.refusal is not None:
+                await reply(interaction, f"⏳ {written.narrator.refusal}")
             return
-        ping = turn_prompt(outcome.session, via_messages=self.bot.via_messages)
+        ping = turn_prompt(written.session, via_messages=self.bot.via_messages)
         if ping is not None:
             await reply(interaction, ping.content, allowed_mentions=ping.allowed_mentions)
 
@@ -268,8 +269,8 @@ class StoryCog(
         """Skip at once for the host or moderators; a vote for other players."""
         actor = actor_from_user(interaction.user)
         channel_id = channel_id_of(interaction)
-        before = await self.bot.runtime.sessions.in_channel(channel_id)
-        outcome = await self.bot.runtime.sessions.skip(channel_id, actor)
+        before = await self.bot.runtime.story.queries.in_channel(channel_id)
+        outcome = await self.bot.runtime.story.turns.skip(channel_id, actor)
         who = plain(actor.display_name)
         if outcome.cancelled_narration:
             await self.bot.narration.discard_session(outcome.session.id)
@@ -303,12 +304,10 @@ class StoryCog(
     @app_commands.command(name="continue", description="Ask the narrator to speak now")
     async def continue_(self, interaction: discord.Interaction[Any]) -> None:
         """Ask the narrator for a passage now."""
-        actor = actor_from_user(interaction.user)
-        request = await self.bot.runtime.sessions.request_narration(
-            channel_id_of(interaction), actor
-        )
         await ask_narrator(
-            self.bot, interaction, request, f"📜 {plain(actor.display_name)} calls on the narrator."
+            interaction,
+            self.bot.runtime.table.call_narrator,
+            f"📜 {plain(interaction.user.display_name)} calls on the narrator.",
         )
 
     @app_commands.command(
@@ -324,7 +323,9 @@ class StoryCog(
     ) -> None:
         """Set or clear the author's note."""
         actor = actor_from_user(interaction.user)
-        await self.bot.runtime.sessions.set_authors_note(channel_id_of(interaction), actor, text)
+        await self.bot.runtime.story.lifecycle.set_authors_note(
+            channel_id_of(interaction), actor, text
+        )
         await reply(
             interaction,
             "📝 Author's note set." if text.strip() else "📝 Author's note cleared.",
@@ -346,11 +347,11 @@ class StoryCog(
     @app_commands.command(name="recap", description="Show the summary so far and the latest turns")
     async def recap(self, interaction: discord.Interaction[Any]) -> None:
         """Show the caller a recap of the story."""
-        recap = await self.bot.runtime.sessions.recap(channel_id_of(interaction))
+        recap = await self.bot.runtime.story.queries.recap(channel_id_of(interaction))
         await reply(interaction, embed=recap_embed(recap), ephemeral=True)
 
     async def _current(self, interaction: discord.Interaction[Any]) -> SessionView:
-        view = await self.bot.runtime.sessions.in_channel(channel_id_of(interaction))
+        view = await self.bot.runtime.story.queries.in_channel(channel_id_of(interaction))
         if view is None:
             raise SessionNotFound(
                 "There is no story in this channel. Start one with `/story start`."
@@ -415,10 +416,10 @@ class StoryCog(
             if not found:
                 raise SessionNotFound(f"No story you can export matches {story!r}.")
             return found[0].session_id
-        current = await self.bot.runtime.sessions.in_channel(channel_id)
+        current = await self.bot.runtime.story.queries.in_channel(channel_id)
         if current is not None:
             return current.id
-        for view in await self.bot.runtime.sessions.list_sessions(guild_id):
+        for view in await self.bot.runtime.story.queries.list_sessions(guild_id):
             if view.channel_id == channel_id:
                 return view.id
         raise SessionNotFound(
@@ -465,7 +466,7 @@ class StoryCog(
     ) -> None:
         """Store a lore entry for this story."""
         actor = actor_from_user(interaction.user)
-        entry = await self.bot.runtime.sessions.add_lore(
+        entry = await self.bot.runtime.story.lore.add_lore(
             channel_id_of(interaction), actor, name, keywords.split(","), text
         )
         await reply(
@@ -478,7 +479,7 @@ class StoryCog(
     async def lore_list(self, interaction: discord.Interaction[Any]) -> None:
         """Show the story's lore entries to the caller."""
         view = await self._current(interaction)
-        entries = await self.bot.runtime.sessions.list_lore(view.id)
+        entries = await self.bot.runtime.story.lore.list_lore(view.id)
         await reply(interaction, embed=lore_embed(view.title, entries), ephemeral=True)
 
     @lore.command(name="remove", description="Remove a lore entry")
@@ -486,7 +487,7 @@ class StoryCog(
     async def lore_remove(self, interaction: discord.Interaction[Any], name: str) -> None:
         """Delete a lore entry (its author, the host or a moderator)."""
         actor = actor_from_user(interaction.user)
-        await self.bot.runtime.sessions.remove_lore(channel_id_of(interaction), actor, name)
+        await self.bot.runtime.story.lore.remove_lore(channel_id_of(interaction), actor, name)
         await reply(interaction, f"📚 {plain(actor.display_name)} removes lore **{plain(name)}**.")
 
     @lore_remove.autocomplete("name")
@@ -496,8 +497,8 @@ class StoryCog(
         if interaction.channel_id is None:
             return []
         try:
-            view = await self.bot.runtime.sessions.in_channel(interaction.channel_id)
-            entries = await self.bot.runtime.sessions.list_lore(view.id) if view else []
+            view = await self.bot.runtime.story.queries.in_channel(interaction.channel_id)
+            entries = await self.bot.runtime.story.lore.list_lore(view.id) if view else []
         except Exception:
             log.exception("lore autocomplete failed")
             return []

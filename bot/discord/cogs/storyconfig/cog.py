@@ -21,8 +21,8 @@ from bot.discord.replies import reply
 from engine.errors import InvalidSetting
 from engine.protocol.bounds import field_bounds
 from engine.protocol.sampling import SamplingSettings
+from engine.rules import ContentRating
 from engine.rules.guild_config import GuildConfig
-from storage.models import ContentRating
 
 if TYPE_CHECKING:
     from bot.discord.app import TaleweaverBot

@@ -19,7 +19,6 @@ from bot.discord.formatting import NO_MENTIONS, truncate, turn_prompt
 from bot.discord.narrator_messages import send_ping
 from bot.discord.turn_rules import MessageRole, classify_message, is_table_talk, table_talk_text
 from engine.errors import InvalidState, NotYourTurn, StoryError
-from engine.narrator.coordinator import NarratorBusy
 
 if TYPE_CHECKING:
     from bot.discord.app import TaleweaverBot
@@ -55,21 +54,21 @@ class TurnsCog(commands.Cog):
         text = message.content.strip()
         if not text:
             return  # an image or sticker alone is not a turn
-        sessions = self.bot.runtime.sessions
+        sessions = self.bot.runtime.story
         channel_id = message.channel.id
         actor = actor_from_user(message.author)
         if is_table_talk(text):
             talk = table_talk_text(text)
             if talk:
                 try:
-                    await sessions.record_table_talk(
+                    await sessions.turns.record_table_talk(
                         channel_id, actor, talk, message_id=message.id
                     )
                 except StoryError as exc:
                     # Table talk breaking the rules is not kept; say why, like for a turn.
                     await self.refuse(message, str(exc))
             return
-        view = await sessions.in_channel(channel_id)
+        view = await sessions.queries.in_channel(channel_id)
         role = classify_message(view, actor.user_id)
         if role is MessageRole.IGNORE:
             return
@@ -77,7 +76,9 @@ class TurnsCog(commands.Cog):
             await self._react(message, WAITING_REACTION)
             return
         try:
-            outcome = await sessions.submit_turn(channel_id, actor, text, message_id=message.id)
+            written = await self.bot.runtime.table.write_turn(
+                channel_id, actor, text, message_id=message.id
+            )
         except NotYourTurn:
             # Someone else's turn landed first.
             await self._react(message, WAITING_REACTION)
@@ -85,16 +86,16 @@ class TurnsCog(commands.Cog):
         except StoryError as exc:
             await self.refuse(message, str(exc))
             return
-        if outcome.narration is not None:
-            try:
-                await self.bot.runtime.narrator.request(outcome.narration)
-            except NarratorBusy as exc:
+        if written.narrator is not None:
+            if written.narrator.refusal is not None:
                 with contextlib.suppress(discord.HTTPException):
                     await message.reply(
-                        f"⏳ {exc}", allowed_mentions=NO_MENTIONS, mention_author=False
+                        f"⏳ {written.narrator.refusal}",
+                        allowed_mentions=NO_MENTIONS,
+                        mention_author=False,
                     )
             return
-        await send_ping(message.channel, turn_prompt(outcome.session, via_messages=True))
+        await send_ping(message.channel, turn_prompt(written.session, via_messages=True))
 
     @commands.Cog.listener()
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
@@ -108,13 +109,13 @@ class TurnsCog(commands.Cog):
         text = message.content.strip()
         if not text or is_table_talk(text):
             return
-        sessions = self.bot.runtime.sessions
-        view = await sessions.in_channel(payload.channel_id)
+        sessions = self.bot.runtime.story
+        view = await sessions.queries.in_channel(payload.channel_id)
         if view is None or not any(p.user_id == message.author.id for p in view.participants):
             return
         actor = actor_from_user(message.author)
         try:
-            await sessions.edit_turn(payload.channel_id, actor, text, message_id=message.id)
+            await sessions.turns.edit_turn(payload.channel_id, actor, text, message_id=message.id)
         except InvalidState:
             # Not their latest turn (or not a turn at all): nothing in the story changes.
             return

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from engine.protocol.context import LoreEntryView, StoryContext, TurnView
+from engine.protocol.context import ContextTurn, LoreEntryView, StoryContext
 from engine.worker.prompt.budget import PromptTooLargeError
 from engine.worker.prompt.render import (
     narrator_system_message,
@@ -22,9 +22,9 @@ def render_plain_chat(messages: list[dict[str, str]]) -> str:
     return "\n".join([*blocks, "<|assistant|>\n"])
 
 
-def turn(number: int, author: str = "Alice", words: int = 5) -> TurnView:
+def turn(number: int, author: str = "Alice", words: int = 5) -> ContextTurn:
     is_narrator = author == "Narrator"
-    return TurnView(number, author, is_narrator, " ".join([f"turn{number}"] * words))
+    return ContextTurn(number, author, is_narrator, " ".join([f"turn{number}"] * words))
 
 
 def story(**changes: object) -> StoryContext:
@@ -214,7 +214,11 @@ phrases = st.lists(words, max_size=25).map(" ".join)
 names = st.text(st.characters(categories=["L"]), min_size=1, max_size=8)
 random_turns = st.lists(
     st.builds(
-        TurnView, number=st.integers(0, 999), author=names, is_narrator=st.booleans(), text=phrases
+        ContextTurn,
+        number=st.integers(0, 999),
+        author=names,
+        is_narrator=st.booleans(),
+        text=phrases,
     ),
     max_size=30,
 ).map(tuple)
@@ -258,7 +262,7 @@ def test_rendered_prompt_never_exceeds_the_budget(
     assert set(result.lore_included) <= {entry.name for entry in context.lore}
 
 
-def render_summary(turns: list[TurnView], previous: str = "", window: int = 4096):  # type: ignore[no-untyped-def]
+def render_summary(turns: list[ContextTurn], previous: str = "", window: int = 4096):  # type: ignore[no-untyped-def]
     return render_summary_prompt(
         previous,
         turns,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from engine.protocol.context import LoreEntryView, StoryContext, TurnView
+from engine.protocol.context import ContextTurn, LoreEntryView, StoryContext
 from engine.worker.prompt.render import (
     narrator_system_message,
     render_narrator_prompt,
@@ -58,7 +58,7 @@ def long_story() -> StoryContext:
         lore=(LoreEntryView("Tower", ("tower",), "Black stone, no doors, warm to touch."),),
         authors_note="Keep the mood uneasy.",
         recent_turns=tuple(
-            TurnView(n, "Narrator" if n % 2 else "Alice", bool(n % 2), f"{n}. {sentence * 3}")
+            ContextTurn(n, "Narrator" if n % 2 else "Alice", bool(n % 2), f"{n}. {sentence * 3}")
             for n in range(1, 61)
         ),
         next_player="Bob",

@@ -1,19 +1,19 @@
 from __future__ import annotations
 
 from engine.narrator.context_builder import KEEP_RECENT_TURNS, StoryContextBuilder
-from engine.story.service import SessionService
+from engine.story import StoryService
 
 from support.stories import ALICE, BOB, CHANNEL, started
 
 
 async def test_narrator_context_carries_story_lore_and_next_player(
-    service: SessionService, session_factory
+    service: StoryService, session_factory
 ) -> None:
     view = await started(service, ALICE, BOB)
-    await service.add_lore(CHANNEL, ALICE, "The Door", ["door"], "It opens at dusk.")
-    await service.add_lore(CHANNEL, ALICE, "The Gull", ["gull"], "It talks.")
-    await service.set_authors_note(CHANNEL, ALICE, "Keep it eerie.")
-    outcome = await service.submit_turn(CHANNEL, ALICE, "I knock on the door.")
+    await service.lore.add_lore(CHANNEL, ALICE, "The Door", ["door"], "It opens at dusk.")
+    await service.lore.add_lore(CHANNEL, ALICE, "The Gull", ["gull"], "It talks.")
+    await service.lifecycle.set_authors_note(CHANNEL, ALICE, "Keep it eerie.")
+    outcome = await service.turns.submit_turn(CHANNEL, ALICE, "I knock on the door.")
     assert outcome.narration is not None
     context = await StoryContextBuilder(session_factory).narrator_context(view.id)
     assert context.title == "The Lantern" and context.genre_key == "fantasy"
@@ -26,13 +26,13 @@ async def test_narrator_context_carries_story_lore_and_next_player(
 
 
 async def test_retry_context_leaves_out_the_passage_being_replaced(
-    service: SessionService, session_factory
+    service: StoryService, session_factory
 ) -> None:
     view = await started(service, ALICE, BOB)
-    job = (await service.submit_turn(CHANNEL, ALICE, "I knock.")).narration
+    job = (await service.turns.submit_turn(CHANNEL, ALICE, "I knock.")).narration
     assert job is not None
-    await service.record_narration(view.id, job.job_id, "Nobody answers.")
-    retry = await service.retry_narration(CHANNEL, ALICE)
+    await service.ledger.record_narration(view.id, job.job_id, "Nobody answers.")
+    retry = await service.ledger.retry_narration(CHANNEL, ALICE)
     context = await StoryContextBuilder(session_factory).narrator_context(
         view.id, retry_of_turn=retry.retry_of_turn
     )
@@ -40,23 +40,27 @@ async def test_retry_context_leaves_out_the_passage_being_replaced(
 
 
 async def test_summary_task_appears_only_when_turns_outgrow_their_budget(
-    service: SessionService, session_factory
+    service: StoryService, session_factory
 ) -> None:
     view = await started(service, ALICE, BOB)
     builder = StoryContextBuilder(session_factory)
     assert await builder.summary_task(view.id) is None
     for number in range(1, 30):
-        pending = await service.get(view.id)
+        pending = await service.queries.get(view.id)
         assert pending.current_player is not None
         writer = ALICE if pending.current_player.user_id == ALICE.user_id else BOB
-        outcome = await service.submit_turn(CHANNEL, writer, f"Turn {number}. " + "word " * 200)
+        outcome = await service.turns.submit_turn(
+            CHANNEL, writer, f"Turn {number}. " + "word " * 200
+        )
         assert outcome.narration is not None
-        await service.narration_failed(view.id, outcome.narration.job_id)
+        await service.ledger.narration_failed(view.id, outcome.narration.job_id)
     task = await builder.summary_task(view.id)
     assert task is not None
     assert task.turns[0].number == 1
     assert task.covers_through_turn <= 29 - KEEP_RECENT_TURNS
-    await service.record_summary(view.id, "sum-1", "Things happened.", task.covers_through_turn)
+    await service.ledger.record_summary(
+        view.id, "sum-1", "Things happened.", task.covers_through_turn
+    )
     context = await builder.narrator_context(view.id)
     assert context.summary == "Things happened."
     assert context.recent_turns[0].number == task.covers_through_turn + 1

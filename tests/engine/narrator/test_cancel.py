@@ -57,20 +57,20 @@ async def test_narration_after_a_cancelled_one_is_queued_once_the_old_job_ends(
     )
     try:
         await runtime.configs.update(GUILD, MOD, narrator_cadence=NarratorCadence.EVERY_TURN)
-        view = await started(runtime.sessions, ALICE, BOB)
-        first = await runtime.sessions.submit_turn(CHANNEL, ALICE, "Alice knocks.")
+        view = await started(runtime.story, ALICE, BOB)
+        first = await runtime.story.turns.submit_turn(CHANNEL, ALICE, "Alice knocks.")
         assert first.narration is not None
         await runtime.narrator.request(first.narration)
         await asyncio.to_thread(narrator.started.wait, 10)
         # The host cancels the narration while the worker is still writing it.
-        skipped = await runtime.sessions.skip(CHANNEL, ALICE)
+        skipped = await runtime.story.turns.skip(CHANNEL, ALICE)
         assert skipped.cancelled_narration
-        second = await runtime.sessions.submit_turn(CHANNEL, BOB, "Bob answers the door.")
+        second = await runtime.story.turns.submit_turn(CHANNEL, BOB, "Bob answers the door.")
         assert second.narration is not None
         assert await runtime.narrator.request(second.narration) == 0  # waits, not refused
         narrator.gate.set()
         await listener.wait_for(lambda: listener.stored, seconds=30)
-        turns = await runtime.sessions.turns(view.id)
+        turns = await runtime.story.queries.turns(view.id)
     finally:
         narrator.gate.set()
         await runtime.close()

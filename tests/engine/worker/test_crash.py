@@ -17,7 +17,7 @@ import redis
 from engine.narrator.context_builder import StoryContextBuilder
 from engine.narrator.coordinator import NarratorCoordinator
 from engine.queue import open_queue
-from engine.story.service import SessionService
+from engine.story import StoryService
 from storage.models import TurnKind
 
 from conftest import service_missing
@@ -27,7 +27,7 @@ from support.stories import ALICE, BOB, CHANNEL, started
 from support.tiny_model import build_tiny_model
 
 REDIS_URL = os.environ.get("TALEWEAVER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-WORKER = Path(__file__).resolve().parents[1] / "support" / "model_worker.py"
+WORKER = Path(__file__).resolve().parents[2] / "support" / "model_worker.py"
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ async def test_killed_worker_job_is_finished_by_another_with_one_turn_stored(
     session_factory, prefix: str, tmp_path: Path
 ) -> None:
     model_dir = build_tiny_model(tmp_path / "tiny", context=4096)
-    service = SessionService(session_factory)
+    service = StoryService.create(session_factory)
     listener = RecordingListener()
     queue = await open_queue(REDIS_URL, key_prefix=prefix, **QUEUE_TIMINGS)
     coordinator = NarratorCoordinator(
@@ -79,7 +79,7 @@ async def test_killed_worker_job_is_finished_by_another_with_one_turn_stored(
     rescuer: subprocess.Popen[str] | None = None
     try:
         view = await started(service, ALICE, BOB)
-        outcome = await service.submit_turn(CHANNEL, ALICE, "I open the door.")
+        outcome = await service.turns.submit_turn(CHANNEL, ALICE, "I open the door.")
         assert outcome.narration is not None
         await coordinator.request(outcome.narration)
         await listener.wait_for(lambda: listener.progress, seconds=30)
@@ -89,7 +89,7 @@ async def test_killed_worker_job_is_finished_by_another_with_one_turn_stored(
         rescuer = start_worker(prefix, model_dir, delay=0, name="rescuer")
         await listener.wait_for(lambda: listener.stored, seconds=60)
         await asyncio.sleep(2.5)  # room for any duplicate delivery to show up
-        turns = await service.turns(view.id)
+        turns = await service.queries.turns(view.id)
         assert [t.kind for t in turns] == [TurnKind.PLAYER, TurnKind.NARRATOR]
         assert len(listener.stored) == 1
         assert turns[1].job_id == outcome.narration.job_id

@@ -4,8 +4,8 @@ import asyncio
 from datetime import timedelta
 
 from engine.rules.guild_config import GuildConfigService
-from engine.story.service import SessionService
-from engine.story.timeout_scheduler import TurnTimeoutScheduler
+from engine.story import StoryService
+from engine.story.deadlines import TurnTimeoutScheduler
 from engine.story.views import SessionView, TimeoutOutcome
 from storage.models import NarratorCadence
 
@@ -23,10 +23,12 @@ async def test_scheduler_skips_overdue_player_and_reports_it(
         seen.append(outcome)
         got_one.set()
 
-    service = SessionService(session_factory, clock=clock)
+    service = StoryService.create(session_factory, clock=clock)
     await started(service, ALICE, BOB)
     # A scheduler created after the story (as after a restart) picks up the stored deadline.
-    scheduler = TurnTimeoutScheduler(service, listener, clock=clock, max_sleep_seconds=0.05)
+    scheduler = TurnTimeoutScheduler(
+        service.deadlines, listener, clock=clock, max_sleep_seconds=0.05
+    )
     scheduler.start()
     try:
         await asyncio.sleep(0.2)
@@ -53,9 +55,9 @@ async def test_listener_failure_does_not_stop_the_scheduler(
         calls += 1
         raise RuntimeError("front-end down")
 
-    service = SessionService(session_factory, clock=clock)
+    service = StoryService.create(session_factory, clock=clock)
     await started(service, ALICE, BOB)
-    scheduler = TurnTimeoutScheduler(service, broken, clock=clock)
+    scheduler = TurnTimeoutScheduler(service.deadlines, broken, clock=clock)
     clock.advance(61)
     await scheduler.sweep()
     clock.advance(61)
@@ -69,18 +71,18 @@ async def test_each_turn_gets_one_reminder_when_a_quarter_of_its_time_is_left(
     await config_service.update(
         GUILD, MOD, turn_timeout_seconds=400, narrator_cadence=NarratorCadence.ON_DEMAND
     )
-    service = SessionService(session_factory, clock=clock)
+    service = StoryService.create(session_factory, clock=clock)
     await started(service, ALICE, BOB)
-    assert await service.take_due_reminders() == []
+    assert await service.deadlines.take_due_reminders() == []
     clock.advance(299)
-    assert await service.take_due_reminders() == []
+    assert await service.deadlines.take_due_reminders() == []
     clock.advance(2)
-    [reminded] = await service.take_due_reminders()
+    [reminded] = await service.deadlines.take_due_reminders()
     assert reminded.current_player is not None
     assert reminded.current_player.user_id == ALICE.user_id
-    assert await service.take_due_reminders() == [], "one reminder per turn"
-    await service.submit_turn(reminded.channel_id, ALICE, "Alice hurries.")
-    next_at = await service.next_reminder()
+    assert await service.deadlines.take_due_reminders() == [], "one reminder per turn"
+    await service.turns.submit_turn(reminded.channel_id, ALICE, "Alice hurries.")
+    next_at = await service.deadlines.next_reminder()
     assert next_at == clock() + timedelta(seconds=300)
 
 
@@ -90,7 +92,7 @@ async def test_scheduler_sends_reminders_and_survives_restarts(
     await config_service.update(
         GUILD, MOD, turn_timeout_seconds=400, narrator_cadence=NarratorCadence.ON_DEMAND
     )
-    service = SessionService(session_factory, clock=clock)
+    service = StoryService.create(session_factory, clock=clock)
     await started(service, ALICE, BOB)
     clock.advance(350)
     reminded: list[int] = []
@@ -106,7 +108,7 @@ async def test_scheduler_sends_reminders_and_survives_restarts(
 
     # Started after the reminder fell due, as after a restart: it is sent once, late.
     scheduler = TurnTimeoutScheduler(
-        service, on_timeout, clock=clock, max_sleep_seconds=0.05, on_reminder=on_reminder
+        service.deadlines, on_timeout, clock=clock, max_sleep_seconds=0.05, on_reminder=on_reminder
     )
     scheduler.start()
     try:
@@ -115,3 +117,19 @@ async def test_scheduler_sends_reminders_and_survives_restarts(
     finally:
         await scheduler.stop()
     assert reminded == [ALICE.user_id]
+
+
+async def test_a_player_whose_time_has_run_out_gets_no_reminder(
+    session_factory, config_service: GuildConfigService, clock
+) -> None:
+    # A sweep that looked for timeouts just before the deadline passed must not then
+    # remind the player: the timeout notice is what comes next.
+    await config_service.update(
+        GUILD, MOD, turn_timeout_seconds=400, narrator_cadence=NarratorCadence.ON_DEMAND
+    )
+    service = StoryService.create(session_factory, clock=clock)
+    await started(service, ALICE, BOB)
+    clock.advance(401)
+    assert await service.deadlines.take_due_reminders() == []
+    [timed_out] = await service.deadlines.expire_overdue()
+    assert timed_out.skipped.user_id == ALICE.user_id

@@ -11,7 +11,7 @@ from engine.rules.guard import ContentGuard, ContentRefused, RateLimited
 from engine.rules.guild_config import GuildConfigService
 from engine.rules.moderation import ModerationService
 from engine.rules.throttles import RateLimits, Throttles
-from engine.story.service import SessionService
+from engine.story import StoryService
 from storage.models import ContentRating, NarratorCadence
 
 from support.stories import ALICE, BOB, CHANNEL, GUILD, MOD, started
@@ -29,17 +29,17 @@ async def on_demand_with_words(config_service: GuildConfigService, *words: str) 
 
 
 async def test_refused_turn_stores_nothing_and_keeps_the_rotation(
-    service: SessionService, config_service: GuildConfigService, moderation: ModerationService
+    service: StoryService, config_service: GuildConfigService, moderation: ModerationService
 ) -> None:
     await on_demand_with_words(config_service, "moonstone")
     view = await started(service, ALICE, BOB)
-    before = await service.get(view.id)
+    before = await service.queries.get(view.id)
     with pytest.raises(ContentRefused) as refused:
-        await service.submit_turn(CHANNEL, ALICE, "I steal the M.O.O.N.S.T.O.N.E and run.")
+        await service.turns.submit_turn(CHANNEL, ALICE, "I steal the M.O.O.N.S.T.O.N.E and run.")
     assert refused.value.verdict.rule == "blocked_word"
     assert "moonstone" not in str(refused.value).casefold(), "the reason does not echo the word"
-    after = await service.get(view.id)
-    assert await service.turns(view.id) == []
+    after = await service.queries.get(view.id)
+    assert await service.queries.turns(view.id) == []
     assert after.current_player == before.current_player
     assert after.turn_count == before.turn_count and after.turn_deadline == before.turn_deadline
     [entry] = await moderation.audit(GUILD, MOD)
@@ -53,35 +53,35 @@ async def test_refused_turn_stores_nothing_and_keeps_the_rotation(
 
 
 async def test_clean_turn_after_a_refusal_is_accepted(
-    service: SessionService, config_service: GuildConfigService
+    service: StoryService, config_service: GuildConfigService
 ) -> None:
     await on_demand_with_words(config_service, "moonstone")
     view = await started(service, ALICE, BOB)
     with pytest.raises(ContentRefused):
-        await service.submit_turn(CHANNEL, ALICE, "moonstone")
-    await service.submit_turn(CHANNEL, ALICE, "I pocket the pale stone and run.")
-    assert len(await service.turns(view.id)) == 1
+        await service.turns.submit_turn(CHANNEL, ALICE, "moonstone")
+    await service.turns.submit_turn(CHANNEL, ALICE, "I pocket the pale stone and run.")
+    assert len(await service.queries.turns(view.id)) == 1
 
 
 async def test_edit_into_a_blocked_word_is_refused(
-    service: SessionService, config_service: GuildConfigService
+    service: StoryService, config_service: GuildConfigService
 ) -> None:
     await on_demand_with_words(config_service, "moonstone")
     view = await started(service, ALICE, BOB)
-    await service.submit_turn(CHANNEL, ALICE, "I pocket the stone.")
+    await service.turns.submit_turn(CHANNEL, ALICE, "I pocket the stone.")
     with pytest.raises(ContentRefused):
-        await service.edit_turn(CHANNEL, ALICE, "I pocket the moonstone.")
-    [turn] = await service.turns(view.id)
+        await service.turns.edit_turn(CHANNEL, ALICE, "I pocket the moonstone.")
+    [turn] = await service.queries.turns(view.id)
     assert turn.text == "I pocket the stone." and turn.edited_at is None
 
 
 async def test_titles_premises_lore_and_notes_are_checked(
-    service: SessionService, config_service: GuildConfigService
+    service: StoryService, config_service: GuildConfigService
 ) -> None:
     await on_demand_with_words(config_service, "moonstone")
     for title, premise in (("The Moonstone", ""), ("Fine", "Find the moonstone.")):
         with pytest.raises(ContentRefused):
-            await service.start(
+            await service.lifecycle.start(
                 guild_id=GUILD,
                 channel_id=CHANNEL,
                 actor=ALICE,
@@ -89,21 +89,21 @@ async def test_titles_premises_lore_and_notes_are_checked(
                 genre="fantasy",
                 premise=premise,
             )
-    assert await service.in_channel(CHANNEL) is None
+    assert await service.queries.in_channel(CHANNEL) is None
     view = await started(service, ALICE, BOB)
     with pytest.raises(ContentRefused):
-        await service.add_lore(CHANNEL, ALICE, "Gem", ["moonstone"], "A pale gem.")
+        await service.lore.add_lore(CHANNEL, ALICE, "Gem", ["moonstone"], "A pale gem.")
     with pytest.raises(ContentRefused):
-        await service.set_authors_note(CHANNEL, ALICE, "Mention the moonstone often.")
+        await service.lifecycle.set_authors_note(CHANNEL, ALICE, "Mention the moonstone often.")
     with pytest.raises(ContentRefused):
-        await service.record_table_talk(CHANNEL, BOB, "lol moonstone")
-    transcript = await service.transcript(view.id)
+        await service.turns.record_table_talk(CHANNEL, BOB, "lol moonstone")
+    transcript = await service.queries.transcript(view.id)
     assert transcript.lore == () and transcript.table_talk == ()
     assert transcript.session.authors_note == ""
 
 
 async def test_builtin_list_follows_the_rating_and_mature_needs_an_age_restricted_channel(
-    service: SessionService, config_service: GuildConfigService
+    service: StoryService, config_service: GuildConfigService
 ) -> None:
     await config_service.update(
         GUILD, MOD, narrator_cadence=NarratorCadence.ON_DEMAND, content_rating=ContentRating.MATURE
@@ -111,9 +111,9 @@ async def test_builtin_list_follows_the_rating_and_mature_needs_an_age_restricte
     await started(service, ALICE, BOB)
     # Not age-restricted: mature falls back to teen, where strong sexual terms stay blocked.
     with pytest.raises(ContentRefused):
-        await service.submit_turn(CHANNEL, ALICE, "They find a dildo in the hayloft.")
-    await service.end(CHANNEL, ALICE)
-    await service.start(
+        await service.turns.submit_turn(CHANNEL, ALICE, "They find a dildo in the hayloft.")
+    await service.lifecycle.end(CHANNEL, ALICE)
+    await service.lifecycle.start(
         guild_id=GUILD,
         channel_id=CHANNEL,
         actor=ALICE,
@@ -121,14 +121,14 @@ async def test_builtin_list_follows_the_rating_and_mature_needs_an_age_restricte
         genre="horror",
         age_restricted=True,
     )
-    await service.join(CHANNEL, BOB)
-    await service.begin(CHANNEL, ALICE)
-    outcome = await service.submit_turn(CHANNEL, ALICE, "They find a dildo in the hayloft.")
+    await service.lifecycle.join(CHANNEL, BOB)
+    await service.lifecycle.begin(CHANNEL, ALICE)
+    outcome = await service.turns.submit_turn(CHANNEL, ALICE, "They find a dildo in the hayloft.")
     assert outcome.turn.number == 1
 
 
 async def test_channel_rating_override_applies_and_mature_is_refused_outside_nsfw(
-    service: SessionService, config_service: GuildConfigService, moderation: ModerationService
+    service: StoryService, config_service: GuildConfigService, moderation: ModerationService
 ) -> None:
     await config_service.update(GUILD, MOD, narrator_cadence=NarratorCadence.ON_DEMAND)
     with pytest.raises(InvalidSetting, match="age-restricted"):
@@ -141,7 +141,7 @@ async def test_channel_rating_override_applies_and_mature_is_refused_outside_nsf
     assert await moderation.channel_rating(CHANNEL) == ContentRating.TEEN
     await started(service, ALICE, BOB)
     # "damn" is refused at `everyone` (the server's rating) but fine at teen (this channel's).
-    outcome = await service.submit_turn(CHANNEL, ALICE, "Damn, the door is locked.")
+    outcome = await service.turns.submit_turn(CHANNEL, ALICE, "Damn, the door is locked.")
     assert outcome.turn.number == 1
 
 
@@ -177,12 +177,12 @@ async def test_moderator_role_grants_the_safety_tools(
 
 
 async def test_audit_log_is_per_server(
-    service: SessionService, config_service: GuildConfigService, moderation: ModerationService
+    service: StoryService, config_service: GuildConfigService, moderation: ModerationService
 ) -> None:
     await on_demand_with_words(config_service, "moonstone")
     await started(service, ALICE, BOB)
     with pytest.raises(ContentRefused):
-        await service.submit_turn(CHANNEL, ALICE, "moonstone")
+        await service.turns.submit_turn(CHANNEL, ALICE, "moonstone")
     other_mod = Actor(98, "Other", is_moderator=True)
     assert await moderation.audit(GUILD + 1, other_mod) == []
 
@@ -195,15 +195,15 @@ async def test_turns_faster_than_the_limit_are_refused_and_audited(
 ) -> None:
     now = [0.0]
     throttles = Throttles(RateLimits(turns_per_minute=2), clock=lambda: now[0])
-    service = SessionService(session_factory, clock=clock, throttles=throttles)
+    service = StoryService.create(session_factory, clock=clock, throttles=throttles)
     await config_service.update(GUILD, MOD, narrator_cadence=NarratorCadence.ON_DEMAND)
     view = await started(service, ALICE)
-    await service.submit_turn(CHANNEL, ALICE, "One.")
-    await service.submit_turn(CHANNEL, ALICE, "Two.")
+    await service.turns.submit_turn(CHANNEL, ALICE, "One.")
+    await service.turns.submit_turn(CHANNEL, ALICE, "Two.")
     with pytest.raises(RateLimited, match=r"too quickly\. Try again in \d+ s"):
-        await service.submit_turn(CHANNEL, ALICE, "Three.")
+        await service.turns.submit_turn(CHANNEL, ALICE, "Three.")
     now[0] += 61
-    await service.submit_turn(CHANNEL, ALICE, "Three.")
-    assert [t.text for t in await service.turns(view.id)] == ["One.", "Two.", "Three."]
+    await service.turns.submit_turn(CHANNEL, ALICE, "Three.")
+    assert [t.text for t in await service.queries.turns(view.id)] == ["One.", "Two.", "Three."]
     [entry] = await moderation.audit(GUILD, MOD)
     assert (entry.rule, entry.action) == ("rate:turns", "rate_limited")

@@ -16,7 +16,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from engine.actors import Actor
 from engine.errors import StoryError
 from engine.rules.guild_config import GuildConfigService
-from engine.story.service import SessionService
+from engine.story import StoryService
 from engine.story.views import SessionView
 from storage.database import create_engine, create_session_factory
 from storage.models import NarratorCadence, ParticipantStatus, SessionStatus
@@ -53,7 +53,7 @@ class StoryMachine(RuleBasedStateMachine):
         self.reset()
         self.engine = create_engine(self.database_url)
         self.clock = FakeClock()
-        self.service = SessionService(create_session_factory(self.engine), clock=self.clock)
+        self.service = StoryService.create(create_session_factory(self.engine), clock=self.clock)
         self.config = GuildConfigService(create_session_factory(self.engine))
         self.session_id: int | None = None
         self.last_submit: tuple[Snapshot, Snapshot] | None = None
@@ -68,11 +68,11 @@ class StoryMachine(RuleBasedStateMachine):
     # State helpers ----------------------------------------------------------------------------
     def view(self) -> SessionView:
         assert self.session_id is not None
-        return self.run(self.service.get(self.session_id))  # type: ignore[no-any-return]
+        return self.run(self.service.queries.get(self.session_id))  # type: ignore[no-any-return]
 
     def snapshot(self) -> Snapshot:
         view = self.view()
-        turns = self.run(self.service.turns(view.id))
+        turns = self.run(self.service.queries.turns(view.id))
         return Snapshot(
             status=view.status,
             current=view.current_player.id if view.current_player else None,
@@ -97,24 +97,24 @@ class StoryMachine(RuleBasedStateMachine):
     def start_story(self, cadence: NarratorCadence, extra: int) -> None:
         self.run(self.config.update(GUILD, MOD, narrator_cadence=cadence, turn_timeout_seconds=60))
         view = self.run(
-            self.service.start(
+            self.service.lifecycle.start(
                 guild_id=GUILD, channel_id=CHANNEL, actor=PLAYERS[0], title="T", genre="fantasy"
             )
         )
         self.session_id = view.id
         for actor in PLAYERS[1 : 1 + extra]:
-            self.run(self.service.join(CHANNEL, actor))
-        self.run(self.service.begin(CHANNEL, PLAYERS[0]))
+            self.run(self.service.lifecycle.join(CHANNEL, actor))
+        self.run(self.service.lifecycle.begin(CHANNEL, PLAYERS[0]))
 
     @rule(actor=players)
     def join(self, actor: Actor) -> None:
         self.last_submit = None
-        self.attempt(self.service.join(CHANNEL, actor))
+        self.attempt(self.service.lifecycle.join(CHANNEL, actor))
 
     @rule(actor=players)
     def leave(self, actor: Actor) -> None:
         self.last_submit = None
-        self.attempt(self.service.leave(CHANNEL, actor))
+        self.attempt(self.service.lifecycle.leave(CHANNEL, actor))
 
     @rule(data=st.data(), text=st.sampled_from(["A move.", "", "x" * 2000, "Onward!"]))
     def submit(self, data: st.DataObject, text: str) -> None:
@@ -127,7 +127,7 @@ class StoryMachine(RuleBasedStateMachine):
             else data.draw(players)
         )
         before = self.snapshot()
-        if self.attempt(self.service.submit_turn(CHANNEL, actor, text)):
+        if self.attempt(self.service.turns.submit_turn(CHANNEL, actor, text)):
             after = self.view()
             writer_alone = len(view.rotation) == 1
             if after.current_player is not None and not writer_alone:
@@ -143,7 +143,7 @@ class StoryMachine(RuleBasedStateMachine):
         before, _after = self.last_submit
         self.last_submit = None
         host = MOD  # moderators may always undo
-        assert self.attempt(self.service.undo(CHANNEL, host))
+        assert self.attempt(self.service.turns.undo(CHANNEL, host))
         restored = self.snapshot()
         assert restored.turn_count == before.turn_count
         assert restored.turns == before.turns
@@ -153,18 +153,18 @@ class StoryMachine(RuleBasedStateMachine):
     @rule(actor=players)
     def undo_anything(self, actor: Actor) -> None:
         self.last_submit = None
-        self.attempt(self.service.undo(CHANNEL, actor))
+        self.attempt(self.service.turns.undo(CHANNEL, actor))
 
     @rule(actor=st.one_of(players, st.just(MOD)))
     def skip(self, actor: Actor) -> None:
         self.last_submit = None
-        self.attempt(self.service.skip(CHANNEL, actor))
+        self.attempt(self.service.turns.skip(CHANNEL, actor))
 
     @rule()
     def time_passes(self) -> None:
         self.last_submit = None
         self.clock.advance(61)
-        self.run(self.service.expire_overdue())
+        self.run(self.service.deadlines.expire_overdue())
 
     @rule(ok=st.booleans())
     def narrator_answers(self, ok: bool) -> None:
@@ -174,21 +174,22 @@ class StoryMachine(RuleBasedStateMachine):
             return
         job = self._pending_job()
         if ok:
-            self.run(self.service.record_narration(view.id, job, "The narrator speaks."))
+            self.run(self.service.ledger.record_narration(view.id, job, "The narrator speaks."))
         else:
-            self.run(self.service.narration_failed(view.id, job))
+            self.run(self.service.ledger.narration_failed(view.id, job))
         assert not self.view().narrator_pending
 
     @rule(actor=players)
     def ask_narrator(self, actor: Actor) -> None:
         self.last_submit = None
-        self.attempt(self.service.request_narration(CHANNEL, actor))
+        self.attempt(self.service.ledger.request_narration(CHANNEL, actor))
 
     @rule(actor=st.one_of(players, st.just(MOD)))
     def pause_or_resume(self, actor: Actor) -> None:
         self.last_submit = None
         view = self.view()
-        action = self.service.resume if view.status == SessionStatus.PAUSED else self.service.pause
+        lifecycle = self.service.lifecycle
+        action = lifecycle.resume if view.status == SessionStatus.PAUSED else lifecycle.pause
         self.attempt(action(CHANNEL, actor))
 
     def _pending_job(self) -> str:
