@@ -86,6 +86,7 @@ class StoryRuntime:
         narrator = NarratorCoordinator(
             service=story, contexts=contexts, queue=queue, listener=listener
         )
+        configs.subscribe(narrator.forget_rules)
         runtime = cls(
             db_engine=db_engine,
             story=story,
@@ -97,7 +98,7 @@ class StoryRuntime:
             narrator=narrator,
             timers=timers,
             throttles=throttles,
-            moderation=ModerationService(factory, story.guard),
+            moderation=ModerationService(factory, story.guard, configs),
         )
         try:
             if settings.queue_url.startswith("memory://"):

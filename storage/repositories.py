@@ -51,6 +51,12 @@ async def get_session(
     return (await db.execute(query)).scalar_one_or_none()
 
 
+async def narrator_job_of(*, db: AsyncSession, session_id: int) -> str | None:
+    """Return the narrator job a session waits for (one column, no lock, no participants)."""
+    query = select(StorySession.narrator_job_id).where(StorySession.id == session_id)
+    return (await db.execute(query)).scalar_one_or_none()
+
+
 async def get_open_session_in_channel(
     *, db: AsyncSession, channel_id: int, for_update: bool = False
 ) -> StorySession | None:

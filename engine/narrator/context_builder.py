@@ -13,7 +13,10 @@ from engine.narrator.memory import turns_to_summarise
 from engine.protocol.context import ContextTurn, LoreEntryView, StoryContext
 from engine.rules.genres import custom_preset, get_preset
 from engine.rules.guild_config import GuildConfig
+from engine.story.queries import StoryRules
 from engine.story.rotation import active_seats
+from engine.story.store import StoryStore
+from engine.story.views import SessionView
 from storage import repositories as repo
 from storage.models import StorySession, Turn, TurnKind
 
@@ -67,11 +70,22 @@ class StoryContextBuilder:
         self, session_id: int, *, retry_of_turn: int | None = None
     ) -> StoryContext:
         """Return the context for the next narrator passage (or a new version of one)."""
+        _, context = await self.narrator_job(session_id, retry_of_turn=retry_of_turn)
+        return context
+
+    async def narrator_job(
+        self, session_id: int, *, retry_of_turn: int | None = None
+    ) -> tuple[StoryRules, StoryContext]:
+        """Return the story's rules and the narrator's context, read in one session."""
         async with self._sessions() as db:
             story = await self._story(db, session_id)
             config = GuildConfig.from_row(
                 await repo.get_guild_settings(db=db, guild_id=story.guild_id)
             )
+            rating = await StoryStore.rating(
+                db, config, story.channel_id, story.parent_channel_id, story.age_restricted
+            )
+            rules = StoryRules(session=SessionView.of(story), config=config, rating=rating)
             summary = await repo.latest_summary(db=db, session_id=session_id)
             covered = summary.covers_through_turn if summary else 0
             turns = await repo.list_turns(
@@ -89,7 +103,7 @@ class StoryContextBuilder:
             if story.genre == "custom"
             else get_preset(story.genre)
         )
-        return StoryContext(
+        return rules, StoryContext(
             title=story.title,
             genre_key=preset.key,
             genre_instructions=preset.narrator_instructions,

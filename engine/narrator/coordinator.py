@@ -85,11 +85,28 @@ class NarratorCoordinator:
         self._regenerations: dict[int, int] = {}
         # Jobs whose partial text broke a rule: nothing more of them is shown.
         self._hidden: set[str] = set()
+        # Each running job's rules, read once when it is queued (or first seen after a
+        # restart) instead of on every progress event; dropped with the job's final event
+        # and whenever its server's rules change.
+        self._job_rules: dict[str, tuple[StoryRules, ContentPolicy]] = {}
 
     async def _rules(self, session_id: int) -> tuple[StoryRules, ContentPolicy]:
         """Read a story and its server's rules once, with the content policy they make."""
         rules = await self._service.queries.content_rules(session_id)
         return rules, self._service.guard.policy(rules.config, rules.rating)
+
+    async def _rules_of_job(self, session_id: int, job_id: str) -> tuple[StoryRules, ContentPolicy]:
+        """Return the rules a job runs under, reading them only when not known yet."""
+        known = self._job_rules.get(job_id)
+        if known is None:
+            known = self._job_rules[job_id] = await self._rules(session_id)
+        return known
+
+    def forget_rules(self, guild_id: int) -> None:
+        """Drop the rules kept for a server's running jobs (its configuration changed)."""
+        for job_id, (rules, _) in list(self._job_rules.items()):
+            if rules.session.guild_id == guild_id:
+                del self._job_rules[job_id]
 
     @staticmethod
     def _sampling(rules: StoryRules) -> dict[str, Any]:
@@ -100,10 +117,11 @@ class NarratorCoordinator:
 
     async def request(self, request: NarrationRequest) -> int:
         """Enqueue a narrator job and return its queue position (0 when deferred)."""
-        rules, policy = await self._rules(request.session_id)
-        context = await self._contexts.narrator_context(
+        rules, context = await self._contexts.narrator_job(
             request.session_id, retry_of_turn=request.retry_of_turn
         )
+        policy = self._service.guard.policy(rules.config, rules.rating)
+        self._job_rules[request.job_id] = (rules, policy)
         job = GenerationJob(
             job_id=request.job_id,
             session_id=request.session_id,
@@ -141,6 +159,7 @@ class NarratorCoordinator:
             raise NarratorBusy(f"The narrator is unavailable: {exc}") from exc
 
     async def _give_up(self, session_id: int, job_id: str, reason: str) -> None:
+        self._job_rules.pop(job_id, None)
         log.warning("session %s: narration %s not queued (%s)", session_id, job_id, reason)
         await self._service.ledger.narration_failed(session_id, job_id)
 
@@ -185,9 +204,10 @@ class NarratorCoordinator:
         """Return the partial text cleaned for showing, or None when it must stay hidden."""
         if event.job_id in self._hidden:
             return None
-        rules, policy = await self._rules(event.session_id)
-        if rules.session.narrator_job_id != event.job_id:
-            return None  # cancelled (undo, skip, end) or replaced: its text will never be stored
+        if await self._service.queries.pending_job(event.session_id) != event.job_id:
+            # Cancelled (undo, skip, end) or replaced: its text will never be stored.
+            return None
+        _, policy = await self._rules_of_job(event.session_id, event.job_id)
         text = strip_control_characters(event.text)
         # The last word may still be growing ("as" of "astonished"): check whole words only.
         settled = text.rsplit(None, 1)[0] if " " in text.strip() else ""
@@ -201,7 +221,8 @@ class NarratorCoordinator:
     async def _store_narration(self, event: JobCompleted) -> None:
         # Stray control characters are model noise, not a rule broken on purpose: drop them.
         text = strip_control_characters(event.text)
-        rules, policy = await self._rules(event.session_id)
+        rules, policy = await self._rules_of_job(event.session_id, event.job_id)
+        self._job_rules.pop(event.job_id, None)  # the job is over, whatever happens next
         verdict = policy.check(text, TextKind.NARRATION)
         replaced = False
         if not verdict.allowed:
@@ -245,6 +266,7 @@ class NarratorCoordinator:
             await self._queue.ack(event)
             await self._after_summary(event.job_id)
             return
+        self._job_rules.pop(event.job_id, None)
         session = await self._service.ledger.narration_failed(event.session_id, event.job_id)
         await self._queue.ack(event)
         if session is not None:

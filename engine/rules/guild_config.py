@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import (
@@ -120,6 +121,16 @@ class GuildConfigService:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
+        self._listeners: list[Callable[[int], None]] = []
+
+    def subscribe(self, listener: Callable[[int], None]) -> None:
+        """Call LISTENER with the guild id after each change of a server's rules."""
+        self._listeners.append(listener)
+
+    def changed(self, guild_id: int) -> None:
+        """Tell the listeners that a server's rules changed (after the change is committed)."""
+        for listener in self._listeners:
+            listener(guild_id)
 
     async def get(self, guild_id: int) -> GuildConfig:
         """Return the effective configuration of a server."""
@@ -147,4 +158,5 @@ class GuildConfigService:
             for name, value in updated.model_dump().items():
                 setattr(row, name, value)
             log.info("guild %s configuration changed by %s: %s", guild_id, actor.user_id, changes)
-            return updated
+        self.changed(guild_id)
+        return updated

@@ -50,9 +50,15 @@ class AuditEntry:
 class ModerationService:
     """Change a server's safety rules and read its audit log (moderators only)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], guard: ContentGuard) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        guard: ContentGuard,
+        configs: GuildConfigService | None = None,
+    ) -> None:
         self._sessions = sessions
-        self._configs = GuildConfigService(sessions)
+        # Shared with the runtime so that its listeners hear of every change of rules.
+        self._configs = configs if configs is not None else GuildConfigService(sessions)
         self.guard = guard
 
     async def _require_moderator(self, guild_id: int, actor: Actor) -> GuildConfig:
@@ -115,6 +121,7 @@ class ModerationService:
             elif row.guild_id != guild_id:
                 raise PermissionDenied("That channel belongs to another server.")
             row.content_rating = rating
+        self._configs.changed(guild_id)
         log.info("channel %s rating set to %s by %s", channel_id, rating, actor.user_id)
         return rating
 

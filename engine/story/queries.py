@@ -105,6 +105,11 @@ class StoryQueries:
             row = await repo.latest_summary(db=db, session_id=session_id)
             return SummaryView.of(row) if row else None
 
+    async def pending_job(self, session_id: int) -> str | None:
+        """Return the narrator job the story waits for, if any (one cheap read)."""
+        async with self._store.sessions() as db:
+            return await repo.narrator_job_of(db=db, session_id=session_id)
+
     async def content_rules(self, session_id: int) -> StoryRules:
         """Return a story with its server's configuration and the rating in force there."""
         async with self._store.sessions() as db:
