@@ -7,6 +7,7 @@ job that was never queued. Every front-end therefore goes through this table.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -128,7 +129,9 @@ async def _run_shown(
     """Run a front-end's display callback; return (not raise) what it failed with."""
     try:
         await callback(*args)
-    except Exception as exc:
-        log.warning("showing a stored action failed; the narrator is asked anyway: %s", exc)
+    except (Exception, asyncio.CancelledError) as exc:
+        # Even a cancelled front-end task must not leave the story waiting for a job
+        # that was never queued: the job is queued first, then this is raised.
+        log.warning("a front-end's display step failed; the narrator is asked anyway: %r", exc)
         return exc
     return None
