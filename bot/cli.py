@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from engine.errors import OperatorError, StoryError
 from engine.export import ExportFormat, ExportOptions
 from engine.ops.database_admin import DatabaseUnavailable, migrate, safe_url
 from engine.queue.errors import QueueError
-from engine.runtime import open_shelf
+from engine.runtime import StoryShelf, open_shelf
 from engine.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -141,9 +142,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 # Stories in the database: list, export, import ------------------------------------------------
-def _quiet_migrations() -> None:
-    # Alembic's progress lines would bury the listing or the one line these commands print.
+def _shelf(url: str) -> contextlib.AbstractAsyncContextManager[StoryShelf]:
+    """Open the database's stories, without Alembic's progress lines."""
+    # They would bury the listing or the one line these commands print.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    return open_shelf(url)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: set[int]) -> str:
@@ -164,8 +167,7 @@ def _clip(text: str, limit: int) -> str:
 
 
 async def _list_stories(url: str, guild_id: int | None) -> str:
-    _quiet_migrations()
-    async with open_shelf(url) as shelf:
+    async with _shelf(url) as shelf:
         stories = await shelf.story.queries.list_sessions(guild_id)
     if not stories:
         return "No stories." if guild_id is None else f"No stories on server {guild_id}."
@@ -197,8 +199,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 async def _export_story(
     url: str, session_id: int, fmt: ExportFormat, options: ExportOptions
 ) -> tuple[str, bytes]:
-    _quiet_migrations()
-    async with open_shelf(url) as shelf:
+    async with _shelf(url) as shelf:
         file = await shelf.exports.export(session_id, fmt, options)
     return file.filename, file.data
 
@@ -232,8 +233,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 async def _import_story(url: str, data: bytes, guild_id: int | None, channel_id: int | None) -> str:
-    _quiet_migrations()
-    async with open_shelf(url) as shelf:
+    async with _shelf(url) as shelf:
         view = await shelf.import_story(data, guild_id=guild_id, channel_id=channel_id)
     return (
         f"imported {view.title!r} as story {view.id} ({view.turn_count} turns, {view.status}) "

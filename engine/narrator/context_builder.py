@@ -12,7 +12,6 @@ from engine.narrator.lore_triggers import triggered_lore
 from engine.narrator.memory import turns_to_summarise
 from engine.protocol.context import ContextTurn, LoreEntryView, StoryContext
 from engine.rules.genres import custom_preset, get_preset
-from engine.rules.guild_config import GuildConfig
 from engine.story.queries import StoryRules
 from engine.story.rotation import active_seats
 from engine.story.store import StoryStore
@@ -66,25 +65,13 @@ class StoryContextBuilder:
             raise SessionNotFound(f"There is no story with id {session_id}.")
         return story
 
-    async def narrator_context(
-        self, session_id: int, *, retry_of_turn: int | None = None
-    ) -> StoryContext:
-        """Return the context for the next narrator passage (or a new version of one)."""
-        _, context = await self.narrator_job(session_id, retry_of_turn=retry_of_turn)
-        return context
-
     async def narrator_job(
         self, session_id: int, *, retry_of_turn: int | None = None
     ) -> tuple[StoryRules, StoryContext]:
-        """Return the story's rules and the narrator's context, read in one session."""
+        """Return a story's rules and its next narrator passage's context, in one session."""
         async with self._sessions() as db:
             story = await self._story(db, session_id)
-            config = GuildConfig.from_row(
-                await repo.get_guild_settings(db=db, guild_id=story.guild_id)
-            )
-            rating = await StoryStore.rating(
-                db, config, story.channel_id, story.parent_channel_id, story.age_restricted
-            )
+            config, rating = await StoryStore.rules_of(db, story)
             rules = StoryRules(session=SessionView.of(story), config=config, rating=rating)
             summary = await repo.latest_summary(db=db, session_id=session_id)
             covered = summary.covers_through_turn if summary else 0

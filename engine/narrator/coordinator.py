@@ -259,7 +259,7 @@ class NarratorCoordinator:
             if replaced:
                 await self._listener.narration_filtered(outcome.session, event.job_id, True)
             await self._listener.narration_stored(outcome)
-            await self._maybe_summarise(event.session_id)
+            await self._maybe_summarise(event.session_id, rules)
 
     async def _handle_failure(self, event: JobFailed) -> None:
         if event.kind == "summarise":
@@ -282,17 +282,16 @@ class NarratorCoordinator:
         deferred = self._deferred.pop(session_id, None)
         if deferred is None:
             return
-        session = await self._service.queries.get(session_id)
-        if session.narrator_job_id != deferred.job_id:
+        if await self._service.queries.pending_job(session_id) != deferred.job_id:
             return  # cancelled meanwhile
         with contextlib.suppress(NarratorBusy):
             await self.request(deferred)
 
-    async def _maybe_summarise(self, session_id: int) -> None:
+    async def _maybe_summarise(self, session_id: int, rules: StoryRules) -> None:
+        """Queue a summary job when old turns no longer fit, under the passage's own rules."""
         task = await self._contexts.summary_task(session_id)
         if task is None:
             return
-        rules, _ = await self._rules(session_id)
         job = GenerationJob(
             job_id=summary_job_id(session_id, task.covers_through_turn),
             session_id=session_id,

@@ -116,10 +116,5 @@ class StoryQueries:
             story = await repo.get_session(db=db, session_id=session_id)
             if story is None:
                 raise SessionNotFound(f"There is no story with id {session_id}.")
-            config = GuildConfig.from_row(
-                await repo.get_guild_settings(db=db, guild_id=story.guild_id)
-            )
-            rating = await StoryStore.rating(
-                db, config, story.channel_id, story.parent_channel_id, story.age_restricted
-            )
+            config, rating = await StoryStore.rules_of(db, story)
             return StoryRules(session=SessionView.of(story), config=config, rating=rating)

@@ -135,12 +135,19 @@ class StoryStore:
             raise SessionNotFound(
                 "There is no story in this channel. Start one with `/story start`."
             )
-        row = await repo.get_guild_settings(db=db, guild_id=story.guild_id)
-        config = GuildConfig.from_row(row)
-        rating = await self.rating(
+        config, rating = await self.rules_of(db, story)
+        return LoadedStory(db=db, story=story, config=config, rating=rating)
+
+    @classmethod
+    async def rules_of(
+        cls, db: AsyncSession, story: StorySession
+    ) -> tuple[GuildConfig, ContentRating]:
+        """Read a story's server configuration and the content rating in force in its channel."""
+        config = GuildConfig.from_row(await repo.get_guild_settings(db=db, guild_id=story.guild_id))
+        rating = await cls.rating(
             db, config, story.channel_id, story.parent_channel_id, story.age_restricted
         )
-        return LoadedStory(db=db, story=story, config=config, rating=rating)
+        return config, rating
 
     @staticmethod
     async def rating(

@@ -15,7 +15,7 @@ async def test_narrator_context_carries_story_lore_and_next_player(
     await service.lifecycle.set_authors_note(CHANNEL, ALICE, "Keep it eerie.")
     outcome = await service.turns.submit_turn(CHANNEL, ALICE, "I knock on the door.")
     assert outcome.narration is not None
-    context = await StoryContextBuilder(session_factory).narrator_context(view.id)
+    _, context = await StoryContextBuilder(session_factory).narrator_job(view.id)
     assert context.title == "The Lantern" and context.genre_key == "fantasy"
     assert context.genre_instructions
     assert context.player_names == ("Alice", "Bob")
@@ -33,7 +33,7 @@ async def test_retry_context_leaves_out_the_passage_being_replaced(
     assert job is not None
     await service.ledger.record_narration(view.id, job.job_id, "Nobody answers.")
     retry = await service.ledger.retry_narration(CHANNEL, ALICE)
-    context = await StoryContextBuilder(session_factory).narrator_context(
+    _, context = await StoryContextBuilder(session_factory).narrator_job(
         view.id, retry_of_turn=retry.retry_of_turn
     )
     assert [t.text for t in context.recent_turns] == ["I knock."]
@@ -61,6 +61,6 @@ async def test_summary_task_appears_only_when_turns_outgrow_their_budget(
     await service.ledger.record_summary(
         view.id, "sum-1", "Things happened.", task.covers_through_turn
     )
-    context = await builder.narrator_context(view.id)
+    _, context = await builder.narrator_job(view.id)
     assert context.summary == "Things happened."
     assert context.recent_turns[0].number == task.covers_through_turn + 1
