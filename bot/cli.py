@@ -19,6 +19,7 @@ from engine.ops.database_admin import DatabaseUnavailable, migrate, safe_url
 from engine.queue.errors import QueueError
 from engine.runtime import StoryShelf, open_shelf
 from engine.settings import Settings, get_settings
+from engine.telemetry.logs import configure_logging, url_password
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +51,42 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _configure_logging(settings: Settings) -> None:
-    logging.getLogger().setLevel(settings.log_level.upper())
-    # Library chatter would drown the story in the terminal.
-    for noisy in ("httpx", "transformers", "accelerate", "bitsandbytes"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+# The story itself is these commands' output: log lines (stderr) would cut into it, so
+# they show only warnings unless -v/-vv asks for more. `migrate` prints its one result line.
+QUIET_COMMANDS = frozenset({"demo", "play", "migrate"})
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    """Log to stderr at the level the command and -v/-vv ask for, secrets hidden."""
+    try:
+        settings: Settings | None = get_settings()
+    except ValidationError:
+        settings = None  # the command itself reports the invalid configuration
+    verbose = getattr(args, "verbose", 0)
+    if verbose >= 2:
+        level = "DEBUG"
+    elif verbose == 1:
+        level = "INFO"
+    elif args.command in QUIET_COMMANDS:
+        level = "WARNING"
+    else:
+        level = settings.log_level if settings is not None else "INFO"
+    log_format = getattr(args, "log_format", None) or (
+        settings.log_format if settings is not None else "text"
+    )
+    configure_logging(level, log_format=log_format, secrets=_secrets(settings, args))
+
+
+def _secrets(settings: Settings | None, args: argparse.Namespace) -> list[str]:
+    """Return what must never appear in a log line: the token and every password."""
+    found: list[str] = []
+    urls = [getattr(args, "database_url", None)]
+    if settings is not None:
+        if settings.discord_token is not None:
+            found.append(settings.discord_token.get_secret_value())
+        urls += [settings.database_url, settings.queue_url]
+    found += [p for url in urls if url and (p := url_password(url))]
+    return found
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -334,16 +366,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, nargs="+", default=[4, 8, 16])
     p.add_argument("--max-new-tokens", type=int, default=48)
     p.set_defaults(func=cmd_bench)
+    _add_logging_options(parser, sub)
     return parser
+
+
+def _add_logging_options(
+    parser: argparse.ArgumentParser, sub: argparse._SubParsersAction[argparse.ArgumentParser]
+) -> None:
+    """Accept -v/-vv and --log-format before the command and after it."""
+    for target, default in [(parser, 0), *((p, argparse.SUPPRESS) for p in _leaves(sub))]:
+        # After the command, SUPPRESS keeps a flag given before it from being reset.
+        target.add_argument(
+            "-v",
+            "--verbose",
+            action="count",
+            default=default,
+            help="more log lines on stderr: -v info, -vv debug (demo, play and migrate "
+            "show warnings only by default; other commands TALEWEAVER_LOG_LEVEL)",
+        )
+        target.add_argument(
+            "--log-format",
+            choices=["text", "json"],
+            default=None if default == 0 else argparse.SUPPRESS,
+            help="log lines as text or one JSON object each (default: TALEWEAVER_LOG_FORMAT)",
+        )
+
+
+def _leaves(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> list[argparse.ArgumentParser]:
+    """Return every command's parser, nested ones (bench generate) included."""
+    found: list[argparse.ArgumentParser] = []
+    for command in dict.fromkeys(sub.choices.values()):
+        nested = [a for a in command._actions if isinstance(a, argparse._SubParsersAction)]
+        found += _leaves(nested[0]) if nested else [command]
+    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.command != "migrate":
-        _configure_logging(_settings())
+    _configure_logging(args)
     if getattr(args, "revision", "x") is None:
         args.revision = "base" if args.down else "head"
     return int(args.func(args))

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Quantization = Literal["nf4", "fp4", "int8", "none"]
 DeviceName = Literal["auto", "cpu", "cuda"]
+LogFormat = Literal["text", "json"]
 
 
 def _default_cache_dir() -> Path:
@@ -44,6 +45,18 @@ class Settings(BaseSettings):
         description="Where converted models are cached",
     )
     log_level: str = Field("INFO", description="Python logging level name")
+    log_format: LogFormat = Field(
+        "text", description="text: one readable line per event; json: one JSON object per line"
+    )
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Serve Prometheus metrics at http://HOST:PORT/metrics (off when unset)",
+    )
+    metrics_host: str = Field(
+        "127.0.0.1", description="Address the metrics endpoint listens on (0.0.0.0: every one)"
+    )
     commands_per_minute: int = Field(
         20, ge=1, le=1000, description="Slash commands one member may use per minute"
     )
@@ -75,6 +88,13 @@ class Settings(BaseSettings):
                 f"(got {value.split('://', 1)[0]!r}://…)"
             )
         return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        if value.upper() not in ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"):
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return value.upper()
 
     @field_validator("queue_url")
     @classmethod
