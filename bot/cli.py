@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 from engine.errors import OperatorError, StoryError
 from engine.export import ExportFormat, ExportOptions
 from engine.ops.database_admin import DatabaseUnavailable, migrate, safe_url
+from engine.ops.status import DEFAULT_NEEDS, NEEDS
 from engine.queue.errors import QueueError
 from engine.runtime import StoryShelf, open_shelf
 from engine.settings import Settings, get_settings
@@ -124,11 +126,44 @@ def cmd_worker(args: argparse.Namespace) -> int:
             "the worker needs TALEWEAVER_QUEUE_URL=redis://host:6379/0; with memory:// the "
             "bot and `taleweaver play` run their own worker in-process"
         )
+    if args.metrics_port is not None:
+        settings = settings.model_copy(update={"metrics_port": args.metrics_port})
     try:
         asyncio.run(run_worker(settings, max_batch=args.max_batch))
     except (OperatorError, QueueError) as exc:
         return _fail(str(exc))
     return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Report database, queue, workers and stories; exit 1 when something needed is down."""
+    from engine.ops.status import check_status
+
+    settings = _settings()
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # it announces each revision read
+    needs = tuple(dict.fromkeys(n for arg in args.need for n in arg.split(",") if n))
+    report = asyncio.run(
+        check_status(
+            args.database_url or settings.database_url,
+            settings.queue_url,
+            needs=needs or DEFAULT_NEEDS,
+            timeout_s=args.timeout,
+        )
+    )
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.format())
+    return 0 if report.healthy else 1
+
+
+def _needs(value: str) -> str:
+    unknown = [n for n in value.split(",") if n and n not in NEEDS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown {', '.join(unknown)}; choose from {', '.join(NEEDS)}"
+        )
+    return value
 
 
 def cmd_bot(args: argparse.Namespace) -> int:
@@ -319,7 +354,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("worker", help="serve generation jobs from the Redis queue")
     p.add_argument("--max-batch", type=int, default=8, help="most jobs generated together")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve this worker's metrics here (default: TALEWEAVER_METRICS_PORT)",
+    )
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser(
+        "status",
+        help="database, queue, workers and stories at a glance; exit status 1 when "
+        "something needed is down (a container health check)",
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--need",
+        action="append",
+        default=[],
+        type=_needs,
+        metavar="WHAT[,WHAT]",
+        help=f"what must be up: {', '.join(NEEDS)} (default: {','.join(DEFAULT_NEEDS)})",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds to wait for each service"
+    )
+    p.add_argument("--database-url", help="override TALEWEAVER_DATABASE_URL")
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("list", help="list the stories in the database")
     p.add_argument("--guild", type=int, metavar="ID", help="only the stories of this server")

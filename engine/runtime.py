@@ -15,7 +15,10 @@ from engine.export.importer import import_story
 from engine.narrator.context_builder import StoryContextBuilder
 from engine.narrator.coordinator import NarrationListener, NarratorCoordinator
 from engine.ops.database_admin import migrate
-from engine.queue.factory import open_queue, open_worker_queue
+from engine.ops.metrics_sampler import OperationsSampler, count_database_errors
+from engine.queue.factory import open_inspector, open_queue, open_worker_queue
+from engine.queue.inspection import QueueInspector
+from engine.queue.instrumented import InstrumentedProcessor, InstrumentedWorkerQueue
 from engine.queue.interfaces import BatchProcessor, JobQueue
 from engine.rules.guild_config import GuildConfigService
 from engine.rules.moderation import ModerationService
@@ -26,6 +29,7 @@ from engine.story.clock import Clock, utc_now
 from engine.story.deadlines import TimeoutListener, TurnTimeoutScheduler
 from engine.story.views import SessionView
 from engine.table import StoryTable
+from engine.telemetry.metrics import MetricsEndpoint, start_metrics_endpoint
 from engine.worker.loop import WorkerLoop
 from storage.database import create_engine, create_session_factory
 
@@ -53,6 +57,8 @@ class StoryRuntime:
     moderation: ModerationService
     _background: list[asyncio.Task[None]] = field(default_factory=list)
     _worker: WorkerLoop | None = None
+    _metrics: MetricsEndpoint | None = None
+    _inspector: QueueInspector | None = None
 
     @classmethod
     async def open(
@@ -72,14 +78,19 @@ class StoryRuntime:
         factory = create_session_factory(db_engine)
         configs = GuildConfigService(factory)
         contexts = StoryContextBuilder(factory)
+        count_database_errors(db_engine)
         queue = await open_queue(settings.queue_url, **(queue_limits or {}))
-        throttles = Throttles(
-            RateLimits(
-                commands_per_minute=settings.commands_per_minute,
-                turns_per_minute=settings.turns_per_minute,
-                narrations_per_minute=settings.narrations_per_minute,
-            )
+        limits = RateLimits(
+            commands_per_minute=settings.commands_per_minute,
+            turns_per_minute=settings.turns_per_minute,
+            narrations_per_minute=settings.narrations_per_minute,
         )
+        if settings.queue_url.startswith(("redis://", "rediss://")):
+            # Every bot process behind this Redis enforces one limit.
+            prefix = str((queue_limits or {}).get("key_prefix", "taleweaver"))
+            throttles = Throttles.shared(settings.queue_url, limits, prefix=prefix)
+        else:
+            throttles = Throttles(limits)
         story = StoryService.create(factory, clock=clock, throttles=throttles)
         timers = TurnTimeoutScheduler(story.deadlines, on_timeout, clock=clock)
         story.store.on_change = timers.poke
@@ -109,17 +120,38 @@ class StoryRuntime:
                 else:
                     processor = await processor_factory()
                 worker_queue = await open_worker_queue(settings.queue_url, **(queue_limits or {}))
-                runtime._worker = WorkerLoop(worker_queue, processor)
+                runtime._worker = WorkerLoop(
+                    InstrumentedWorkerQueue(worker_queue), InstrumentedProcessor(processor)
+                )
                 runtime._background.append(
                     asyncio.create_task(runtime._worker.run(), name="in-process-worker")
                 )
             narrator.start()
             timers.start()
             await narrator.resume_pending()
+            if settings.metrics_port is not None:
+                runtime._serve_metrics(settings, factory, queue_limits or {})
         except BaseException:
             await runtime.close()
             raise
         return runtime
+
+    def _serve_metrics(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        queue_limits: dict[str, object],
+    ) -> None:
+        assert settings.metrics_port is not None
+        self._metrics = start_metrics_endpoint(settings.metrics_host, settings.metrics_port)
+        self._inspector = open_inspector(settings.queue_url, **queue_limits)
+        sampler = OperationsSampler(sessions, self._inspector)
+        self._background.append(asyncio.create_task(sampler.run(), name="metrics-sampler"))
+
+    @property
+    def metrics_port(self) -> int | None:
+        """Return the port /metrics is served on, or None when it is off."""
+        return self._metrics.port if self._metrics is not None else None
 
     async def close(self) -> None:
         """Stop background work and release connections."""
@@ -132,6 +164,13 @@ class StoryRuntime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._background.clear()
+        if self._metrics is not None:
+            self._metrics.close()
+            self._metrics = None
+        if self._inspector is not None:
+            await self._inspector.close()
+            self._inspector = None
+        await self.throttles.close()
         await self.queue.close()
         await self.db_engine.dispose()
 

@@ -84,6 +84,12 @@ class StoryTable:
         outcome = await self._story.turns.submit_turn(
             channel_id, actor, text, message_id=message_id
         )
+        log.info(
+            "turn %d stored for %s",
+            outcome.turn.number,
+            actor.user_id,
+            extra={"story_id": outcome.session.id},
+        )
         stored = StoredTurn(outcome.session, outcome.turn, outcome.narration is not None)
         failure = await _run_shown(show, stored) if show is not None else None
         call = await self._ask(outcome.narration) if outcome.narration is not None else None
@@ -120,6 +126,11 @@ class StoryTable:
         except NarratorBusy as busy:
             # The coordinator has already handed the turn back to the players.
             return NarratorCall(request.session_id, request.job_id, None, refusal=str(busy))
+        log.info(
+            "narrator job queued at position %s",
+            position,
+            extra={"story_id": request.session_id, "job_id": request.job_id},
+        )
         return NarratorCall(request.session_id, request.job_id, position)
 
 

@@ -15,6 +15,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.components import DYNAMIC_ITEMS, narrator_view
+from bot.discord.http_metrics import discord_http_trace
 from bot.discord.narrator_messages import DEFAULT_EDIT_INTERVAL, DiscordNarrationListener
 from bot.discord.replies import SOMETHING_WENT_WRONG, send_error
 from bot.discord.throttle import MonotonicClock
@@ -81,7 +82,7 @@ class StoryCommandTree(app_commands.CommandTree["TaleweaverBot"]):
             user_id=interaction.user.id,
         )
         try:
-            interaction.client.runtime.throttles.command(where)
+            await interaction.client.runtime.throttles.command(where)
         except RateLimited as limited:
             await interaction.client.runtime.story.guard.record_rate_limit(limited)
             await send_error(interaction, str(limited))
@@ -146,6 +147,7 @@ class TaleweaverBot(commands.Bot):
         self._clock = clock
         self._runtime: StoryRuntime | None = None
         self._exports: ExportService | None = None
+        client_options.setdefault("http_trace", discord_http_trace())
         super().__init__(
             command_prefix=commands.when_mentioned,
             help_command=None,

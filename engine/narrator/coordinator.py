@@ -20,6 +20,7 @@ from engine.safety import ContentPolicy, TextKind, strip_control_characters
 from engine.story import StoryService
 from engine.story.queries import StoryRules
 from engine.story.views import NarrationOutcome, NarrationRequest, SessionView
+from engine.telemetry.logs import log_context
 from storage.models import ViolationAction
 
 log = logging.getLogger(__name__)
@@ -318,10 +319,11 @@ class NarratorCoordinator:
             await asyncio.shield(self._handling)
 
     async def _handle_logged(self, event: JobEvent) -> None:
-        try:
-            await self.handle(event)
-        except Exception:
-            log.exception("could not apply queue event %r", event)
+        with log_context(story_id=event.session_id, job_id=event.job_id):
+            try:
+                await self.handle(event)
+            except Exception:
+                log.exception("could not apply queue event %r", event)
 
     def start(self) -> None:
         """Consume events in the background."""

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from engine.queue.config import QueueConfig
+from engine.queue.inspection import MemoryQueueInspector, QueueInspector, RedisQueueInspector
 from engine.queue.interfaces import JobQueue, WorkerQueue
 from engine.queue.memory_queue import MemoryQueue
 from engine.queue.redis_queue import RedisJobQueue, RedisWorkerQueue
@@ -31,6 +32,14 @@ async def open_worker_queue(url: str, **limits: Any) -> WorkerQueue:
     if _scheme(url) == "memory":
         return _shared_memory_queue(url, config, configured=bool(limits))
     return await RedisWorkerQueue.connect(url, config)
+
+
+def open_inspector(url: str, **limits: Any) -> QueueInspector:
+    """Return a read-only inspector for a queue URL (a memory:// queue of this process only)."""
+    config = QueueConfig(**limits)
+    if _scheme(url) == "memory":
+        return MemoryQueueInspector(url, _memory_queues.get(url))
+    return RedisQueueInspector(url, config)
 
 
 def _scheme(url: str) -> str:

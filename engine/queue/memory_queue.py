@@ -25,6 +25,7 @@ from engine.queue.jobs import (
     decode_job,
     encode_job,
 )
+from engine.queue.stats import QueueStats
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,17 @@ class MemoryQueue(JobQueue, WorkerQueue):
     def dead_letters(self) -> list[DeadLetter]:
         """Return the jobs dead-lettered so far."""
         return list(self._dead_letters)
+
+    def stats(self, now: float) -> QueueStats:
+        """Return how many jobs wait, run and were dead-lettered, and the oldest job's age."""
+        running = sum(1 for entry in self._entries.values() if entry.running)
+        oldest = min((entry.job.enqueued_at for entry in self._entries.values()), default=None)
+        return QueueStats(
+            waiting=len(self._entries) - running,
+            running=running,
+            oldest_job_age_s=None if oldest is None else max(0.0, now - oldest),
+            dead_letters=len(self._dead_letters),
+        )
 
     # producer side
 

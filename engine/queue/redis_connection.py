@@ -17,6 +17,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from engine.queue import redis_scripts
 from engine.queue.config import QueueConfig
 from engine.queue.errors import QueueUnavailable
+from engine.telemetry.metrics import QUEUE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ class RedisConnection:
         try:
             yield
         except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+            QUEUE_ERRORS.labels("unavailable").inc()
             raise QueueUnavailable(self.url, error) from error
 
     async def open(self) -> None:

@@ -41,6 +41,7 @@ from engine.queue.jobs import (
     encode_job,
 )
 from engine.queue.redis_connection import PRODUCERS_GROUP, WORKERS_GROUP, RedisConnection
+from engine.telemetry.metrics import QUEUE_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +192,7 @@ class RedisJobQueue(JobQueue):
             event = decode_event(fields["event"])
         except (KeyError, WireFormatError) as error:
             if fields:  # empty fields: the entry was trimmed away while pending
+                QUEUE_ERRORS.labels("unreadable").inc()
                 log.error("dropping unreadable queue event %s %r: %s", entry_id, fields, error)
             if stream == self._keys.results:
                 with self._redis.reachable():
@@ -396,6 +398,7 @@ class RedisWorkerQueue(WorkerQueue):
             )
             return None
         except (KeyError, WireFormatError) as error:
+            QUEUE_ERRORS.labels("unreadable").inc()
             log.error("dead-lettering unreadable job entry %s: %s", entry_id, error)
             await self._run_finish(
                 entry_id, "", "", json.dumps(fields), f"unreadable job: {error}", delivery_count

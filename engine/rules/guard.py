@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from engine.errors import TurnRejected
 from engine.rules.guild_config import GuildConfig
 from engine.safety import ContentPolicy, ProfanityClassifier, TextKind, Verdict
+from engine.telemetry.metrics import FILTER_DECISIONS
 from storage.models import ContentRating, ModerationEvent, ViolationAction
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ class ContentGuard:
         self, where: Where, rule: str, action: ViolationAction, detail: str = ""
     ) -> None:
         """Store one audit record."""
+        FILTER_DECISIONS.labels(rule, action.value).inc()
         log.info(
             "filter %s %s in guild %s channel %s by %s",
             rule,

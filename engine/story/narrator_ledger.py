@@ -61,7 +61,7 @@ class NarratorLedger:
         async def work(db: AsyncSession) -> NarrationRequest:
             loaded = await self._load_for_narration(db, channel_id, actor, "call on")
             if self._store.throttles is not None:
-                self._store.throttles.narration(loaded.where(actor))
+                await self._store.throttles.narration(loaded.where(actor))
             return self._store.open_narration(loaded.story, None)
 
         return await self._store.transaction(work)
@@ -75,7 +75,7 @@ class NarratorLedger:
             if last is None or last.kind != TurnKind.NARRATOR:
                 raise InvalidState("Only the narrator's latest passage can be retried.")
             if self._store.throttles is not None:
-                self._store.throttles.narration(loaded.where(actor))
+                await self._store.throttles.narration(loaded.where(actor))
             return self._store.open_narration(loaded.story, last.number)
 
         return await self._store.transaction(work)

@@ -92,7 +92,7 @@ class StoryTurns:
             writer = self._require_current_player(loaded, actor)
             clean = self._check_text(text, loaded.config)
             if self._store.throttles is not None:
-                self._store.throttles.turn(loaded.where(actor))
+                await self._store.throttles.turn(loaded.where(actor))
             self._store.check_content(loaded, actor, clean, TextKind.TURN)
             story = loaded.story
             turn = Turn(

@@ -7,8 +7,11 @@ import logging
 from collections.abc import Callable
 
 from engine.queue.factory import open_worker_queue
+from engine.queue.instrumented import InstrumentedProcessor, InstrumentedWorkerQueue
 from engine.queue.interfaces import BatchProcessor
+from engine.queue.presence import WorkerBeacon, WorkerPresence
 from engine.settings import Settings
+from engine.telemetry.metrics import serve_metrics
 from engine.worker.loop import WorkerLoop
 
 log = logging.getLogger(__name__)
@@ -37,12 +40,26 @@ def load_processor(
 async def run_worker(settings: Settings, *, max_batch: int = 8) -> None:
     """Serve generation jobs until SIGTERM or SIGINT; never touches the story database."""
     print(f"Loading {settings.model} ({settings.quantization}, device {settings.device})…")
-    processor = await asyncio.to_thread(load_processor, settings, print)
-    queue = await open_worker_queue(settings.queue_url)
+    from engine.worker.model.loading import resolve_device
+
+    processor = InstrumentedProcessor(await asyncio.to_thread(load_processor, settings, print))
+    queue = InstrumentedWorkerQueue(await open_worker_queue(settings.queue_url))
     loop = WorkerLoop(queue, processor, max_batch=max_batch)
     loop.install_signal_handlers()
+    presence = WorkerPresence.of_this_process(
+        queue.name,
+        model=settings.model,
+        quantization=settings.quantization,
+        device=resolve_device(settings.device),
+        max_batch=max_batch,
+    )
     print(f"Worker ready on {settings.queue_url.split('@')[-1]}; batches of up to {max_batch}.")
     try:
-        await loop.run()
+        with serve_metrics(settings.metrics_host, settings.metrics_port):
+            beacon = WorkerBeacon(
+                settings.queue_url, presence, running_jobs=lambda: processor.jobs_in_flight
+            )
+            async with beacon:
+                await loop.run()
     finally:
         await queue.close()

@@ -9,6 +9,7 @@ from engine.protocol.errors import JobRejected
 from engine.protocol.requests import NarrateRequest, SummariseRequest
 from engine.queue.interfaces import BatchOutcome, ProgressCallback
 from engine.queue.jobs import GenerationJob
+from engine.telemetry.metrics import count_generated_tokens
 from engine.worker.model.generator import BatchGenerator, GenerationRequest
 from engine.worker.model.stopping import StopPolicy
 from engine.worker.prompt.render import render_narrator_prompt, render_summary_prompt
@@ -82,6 +83,7 @@ class NarratorJobProcessor:
 
         if requests:
             for result in self._generator.generate_batch(requests, partial, seed=self._seed):
+                count_generated_tokens(result.new_tokens)
                 if result.finish_reason == "error":
                     outcomes[result.request_id] = RuntimeError("generation failed")
                 elif not result.text.strip():
