@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -147,6 +148,7 @@ class TaleweaverBot(commands.Bot):
         self._clock = clock
         self._runtime: StoryRuntime | None = None
         self._exports: ExportService | None = None
+        self._closing: asyncio.Future[None] | None = None
         client_options.setdefault("http_trace", discord_http_trace())
         super().__init__(
             command_prefix=commands.when_mentioned,
@@ -223,7 +225,15 @@ class TaleweaverBot(commands.Bot):
         log.info("synced %d commands to server %s", len(synced), guild_id)
 
     async def close(self) -> None:
-        """Finish passages in flight, disconnect, then stop the narrator, timers and database."""
+        """Finish passages in flight, disconnect, then stop the narrator, timers and database.
+
+        Calling it again (a signal, then the end of ``async with``) waits for the first call.
+        """
+        if self._closing is None:
+            self._closing = asyncio.ensure_future(self._close_once())
+        await asyncio.shield(self._closing)
+
+    async def _close_once(self) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.narration.drain(), timeout=CLOSE_DRAIN_SECONDS)
         try:
@@ -269,12 +279,57 @@ class TaleweaverBot(commands.Bot):
         return channel
 
 
+class GracefulShutdown:
+    """Make SIGTERM and SIGINT close the bot the way ``close()`` does, once.
+
+    Passages being written get a few seconds to reach Discord; what is still unfinished
+    is withdrawn (its job stays pending in the database and the next start queues it
+    again), the in-process worker hands its batch back, then the connections close.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, bot: TaleweaverBot) -> None:
+        self._bot = bot
+        self._loop = asyncio.get_running_loop()
+        self._closing: asyncio.Task[None] | None = None
+        self._signalled = asyncio.Event()
+
+    def install(self) -> None:
+        """Handle the signals on the running loop (Unix, main thread)."""
+        for signum in self.SIGNALS:
+            self._loop.add_signal_handler(signum, self._stop, signum)
+
+    def uninstall(self) -> None:
+        """Give the signals back their default handling."""
+        for signum in self.SIGNALS:
+            self._loop.remove_signal_handler(signum)
+
+    def _stop(self, signum: int) -> None:
+        if self._closing is not None:
+            return
+        log.info("%s: finishing passages in flight, then stopping", signal.Signals(signum).name)
+        self._closing = self._loop.create_task(self._bot.close(), name="graceful-shutdown")
+        self._signalled.set()
+
+    async def wait(self) -> None:
+        """Wait until a signal arrived and the bot is closed."""
+        await self._signalled.wait()
+        assert self._closing is not None
+        await self._closing
+
+
 async def run_bot(settings: Settings, *, token: str, options: BotOptions | None = None) -> None:
-    """Connect to Discord with TOKEN and play stories until interrupted."""
+    """Connect to Discord with TOKEN and play stories until SIGTERM or SIGINT."""
     bot = TaleweaverBot(settings, options=options)
     try:
         async with bot:
-            await bot.start(token)
+            shutdown = GracefulShutdown(bot)
+            shutdown.install()
+            try:
+                await bot.start(token)
+            finally:
+                shutdown.uninstall()
     except discord.LoginFailure as exc:
         raise BotStartError(
             "Discord refused the token: copy it again from the Developer Portal "
