@@ -53,9 +53,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-# The story itself is these commands' output: log lines (stderr) would cut into it, so
-# they show only warnings unless -v/-vv asks for more. `migrate` prints its one result line.
-QUIET_COMMANDS = frozenset({"demo", "play", "migrate"})
+# The story is demo's and play's output, and the one-shot commands print their own result
+# (or one error line): log lines would cut into it, so these show only warnings unless
+# -v/-vv asks for more. The bot, the worker and the benchmark follow TALEWEAVER_LOG_LEVEL.
+QUIET_COMMANDS = frozenset({"demo", "play", "migrate", "list", "export", "import", "status"})
 
 
 def _configure_logging(args: argparse.Namespace) -> None:
@@ -271,10 +272,56 @@ async def _export_story(
     return file.filename, file.data
 
 
+async def _export_all(
+    url: str, guild_id: int | None, fmt: ExportFormat, options: ExportOptions, folder: Path
+) -> list[tuple[int, Path, int]]:
+    written = []
+    async with _shelf(url) as shelf:
+        for story in await shelf.story.queries.list_sessions(guild_id):
+            file = await shelf.exports.export(story.id, fmt, options)
+            # The id first: two stories may share a title.
+            target = folder / f"{story.id:05d}-{file.filename}"
+            await asyncio.to_thread(target.write_bytes, file.data)
+            written.append((story.id, target, len(file.data)))
+    return written
+
+
+def cmd_export_all(args: argparse.Namespace) -> int:
+    """Write every story (of one server with --guild) to a folder, JSON by default."""
+    url = args.database_url or _settings().database_url
+    fmt = ExportFormat(args.format or ExportFormat.JSON.value)
+    if not args.output or args.output == "-":
+        return _fail("--all writes one file per story: name a folder with --output DIR")
+    folder = Path(args.output)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return _fail(f"cannot create {folder}: {exc.strerror or exc}")
+    options = ExportOptions(
+        include_table_talk=args.table_talk, include_alternatives=args.alternatives
+    )
+    try:
+        written = asyncio.run(_export_all(url, args.guild, fmt, options, folder))
+    except (StoryError, OperatorError) as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"cannot write to {folder}: {exc.strerror or exc}")
+    where = "" if args.guild is None else f" of server {args.guild}"
+    total = sum(size for _, _, size in written)
+    print(f"wrote {len(written)} stories{where} as {fmt} to {folder} ({total:,} bytes)")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     """Write a story to a file (or to stdout with --output -)."""
+    if args.all:
+        return cmd_export_all(args)
+    if args.session is None:
+        return _fail("name the story to export (see `taleweaver list`), or use --all")
+    if args.guild is not None:
+        return _fail("--guild goes with --all")
     url = args.database_url or _settings().database_url
-    fmt = ExportFormat(args.format)
+    fmt = ExportFormat(args.format or ExportFormat.MARKDOWN.value)
     if args.output == "-" and not fmt.is_text:
         return _fail(f"{fmt} is not a text format; write it to a file with --output PATH")
     options = ExportOptions(
@@ -388,12 +435,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("export", help="write a story as Markdown, text, HTML, EPUB or JSON")
-    p.add_argument("session", type=int, metavar="SESSION", help="the story's id (see `list`)")
+    p.add_argument(
+        "session", type=int, nargs="?", metavar="SESSION", help="the story's id (see `list`)"
+    )
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="every story (with --guild, of one server) to the folder --output DIR, one file "
+        "each (default format: json, for safekeeping and `import`)",
+    )
+    p.add_argument("--guild", type=int, metavar="ID", help="with --all: only this server's")
     p.add_argument(
         "--format",
         choices=[f.value for f in ExportFormat],
-        default=ExportFormat.MARKDOWN.value,
-        help="file format (default: markdown); json can be read back with `import`",
+        default=None,
+        help="file format (default: markdown, json with --all); json can be read back "
+        "with `import`",
     )
     p.add_argument("--table-talk", action="store_true", help="include out-of-character remarks")
     p.add_argument(
@@ -442,8 +499,8 @@ def _add_logging_options(
             "--verbose",
             action="count",
             default=default,
-            help="more log lines on stderr: -v info, -vv debug (demo, play and migrate "
-            "show warnings only by default; other commands TALEWEAVER_LOG_LEVEL)",
+            help="more log lines on stderr: -v info, -vv debug (by default bot, worker "
+            "and bench follow TALEWEAVER_LOG_LEVEL; the other commands show warnings only)",
         )
         target.add_argument(
             "--log-format",

@@ -38,13 +38,16 @@ def _level_for(*argv: str) -> str:
         (["demo", "-v"], "INFO"),
         (["-vv", "play"], "DEBUG"),
         (["play", "-vv"], "DEBUG"),
-        (["list"], "ERROR"),  # TALEWEAVER_LOG_LEVEL
+        (["list"], "WARNING"),
+        (["export", "--all"], "WARNING"),
+        (["status"], "WARNING"),
         (["-v", "list"], "INFO"),
-        (["worker"], "ERROR"),
+        (["worker"], "ERROR"),  # TALEWEAVER_LOG_LEVEL
+        (["bot"], "ERROR"),
         (["bench", "generate", "-vv"], "DEBUG"),
     ],
 )
-def test_story_commands_are_quiet_unless_asked_and_others_follow_the_setting(
+def test_one_shot_commands_are_quiet_unless_asked_and_services_follow_the_setting(
     monkeypatch: pytest.MonkeyPatch, argv: list[str], level: str
 ) -> None:
     monkeypatch.setenv("TALEWEAVER_LOG_LEVEL", "error")
@@ -55,12 +58,12 @@ def test_log_lines_go_to_stderr_as_json_when_asked(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("TALEWEAVER_LOG_FORMAT", "json")
-    _level_for("list")
+    _level_for("worker")
     logging.getLogger("engine.test").warning("a warning")
     captured = capsys.readouterr()
     assert captured.out == ""
     assert json.loads(captured.err)["message"] == "a warning"
-    _level_for("--log-format", "text", "list")
+    _level_for("--log-format", "text", "worker")
     logging.getLogger("engine.test").warning("a warning")
     assert capsys.readouterr().err.split(" ", 1)[1] == "WARNING engine.test: a warning\n"
 
