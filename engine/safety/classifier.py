@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -15,6 +16,7 @@ log = logging.getLogger(__name__)
 # stories allow; there the word lists alone decide. 0.9 rather than lower for
 # everyone lets ordinary exclamations through ("What the hell was that noise?" 0.77,
 # "Bloody hell, the dead are walking" 0.86) while clear abuse scores above 0.97.
+# Over the threshold, ClassifierFilter still asks what the score rests on (see there).
 CLASSIFIER_THRESHOLDS: dict[str, float | None] = {
     "everyone": 0.9,
     "teen": None,
@@ -35,9 +37,13 @@ class ProfanityClassifier:
 
     def probability(self, text: str) -> float:
         """Return the probability that ``text`` is offensive."""
-        if not text.strip():
-            return 0.0
-        return float(self._predictor()([text])[0])
+        return self.probabilities([text])[0]
+
+    def probabilities(self, texts: Sequence[str]) -> list[float]:
+        """Return the probability that each of ``texts`` is offensive, in one model call."""
+        asked = [text for text in texts if text.strip()]
+        scores = iter(self._predictor()(asked) if asked else ())
+        return [float(next(scores)) if text.strip() else 0.0 for text in texts]
 
     def _predictor(self) -> Any:
         if self._predict is None:

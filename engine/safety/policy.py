@@ -21,6 +21,7 @@ from engine.safety.filters import (
     MassMentionFilter,
     UserMentionFilter,
 )
+from engine.safety.flood import FloodLimits, flood_filters
 from engine.safety.normalization import normalize
 from engine.safety.verdict import TextKind, Verdict
 from engine.safety.word_matching import WordList
@@ -46,7 +47,9 @@ class ContentPolicy:
 
     Filters run cheapest first and the first refusal wins: empty, too long, control
     characters, mass mentions, user mentions, markup, the server's blocked words, the
-    rating's built-in words, then the classifier (where the rating enables it).
+    rating's built-in words, floods (combining marks, repeated words, repeated
+    characters, emoji; after the word lists, so that a refusal never spells out a
+    listed word), then the classifier (where the rating enables it).
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class ContentPolicy:
         *,
         classifier: ProfanityClassifier | None = None,
         max_chars: int = DEFAULT_MAX_CHARS,
+        flood: FloodLimits | None = None,
     ) -> None:
         self.rating = rating
         self._rating_name = str(rating)
@@ -73,6 +77,7 @@ class ContentPolicy:
         if self._blocked:
             filters.append(BlockedWordFilter(self._blocked))
         filters.append(BuiltinWordFilter(builtin))
+        filters.extend(flood_filters(flood or FloodLimits()))
         threshold = CLASSIFIER_THRESHOLDS[self._rating_name]
         if threshold is not None:
             filters.append(ClassifierFilter(classifier or shared_classifier(), threshold))

@@ -50,7 +50,7 @@ async def test_summary_task_appears_only_when_turns_outgrow_their_budget(
         assert pending.current_player is not None
         writer = ALICE if pending.current_player.user_id == ALICE.user_id else BOB
         outcome = await service.turns.submit_turn(
-            CHANNEL, writer, f"Turn {number}. " + "word " * 200
+            CHANNEL, writer, f"Turn {number}. " + "the road went on and " * 48
         )
         assert outcome.narration is not None
         await service.ledger.narration_failed(view.id, outcome.narration.job_id)

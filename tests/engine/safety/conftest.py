@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from engine.safety import ProfanityClassifier
@@ -15,9 +17,9 @@ class FixedClassifier(ProfanityClassifier):
         self.fixed = probability
         self.calls: list[str] = []
 
-    def probability(self, text: str) -> float:
-        self.calls.append(text)
-        return self.fixed
+    def probabilities(self, texts: Sequence[str]) -> list[float]:
+        self.calls.extend(texts)
+        return [self.fixed for _ in texts]
 
 
 @pytest.fixture(scope="session")

@@ -46,7 +46,7 @@ def test_classifier_reason_names_the_rating_and_the_probability(fixed_classifier
         "This reads as too offensive for this server's content rating (everyone): "
         "please tone it down."
     )
-    assert verdict.matched == "p=0.97 > 0.90"
+    assert verdict.matched == "p=0.97 > 0.90, short outburst"
 
 
 @pytest.mark.parametrize(

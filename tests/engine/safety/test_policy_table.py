@@ -118,7 +118,7 @@ CASES = [
     # Length, emptiness and control characters.
     case("x" * 10_000, EVERYONE, "too_long", "ten-thousand-chars"),
     case("word " * 2_000, MATURE, "too_long", "ten-thousand-chars-of-words"),
-    case("x" * 4_000, EVERYONE, None, "exactly-the-limit"),
+    case(((HORROR + " ") * 30)[:4_000], EVERYONE, None, "exactly-the-limit"),
     case("", EVERYONE, "empty", "empty"),
     case("   \n\t ", TEEN, "empty", "whitespace-only"),
     case("\u200b\u200b\ufeff", MATURE, "empty", "invisible-only"),
@@ -152,6 +152,24 @@ CASES = [
     case("you suck", EVERYONE, "classifier", "classifier-table-talk", TABLE_TALK),
     case("you stupid fool", TEEN, None, "classifier-off-at-teen"),
     case("suck my dick", MATURE, None, "classifier-off-at-mature"),
+    # Over the threshold, the classifier refuses only what is aimed at someone: an
+    # addressed player or the writer, a short outburst, or several offensive words.
+    case("shut up you idiot", EVERYONE, "classifier", "classifier-addressed"),
+    case("loser", EVERYONE, "classifier", "classifier-one-word-outburst"),
+    case("nobody asked, shut up", EVERYONE, "classifier", "classifier-outburst-clause"),
+    case("go die in a ditch, loser", EVERYONE, "classifier", "classifier-several-words"),
+    case("cum on my face", EVERYONE, "classifier", "classifier-writer-speaking"),
+    case("The grimoire snapped shut.", EVERYONE, None, "narration-grimoire-shut"),
+    case("She shut the door.", EVERYONE, None, "narration-shut-door"),
+    case("The door slammed shut behind him.", EVERYONE, None, "narration-door-slammed"),
+    case("The old king was stupid.", EVERYONE, None, "narration-one-insult"),
+    case("The stupid, ridiculous king.", EVERYONE, "classifier", "narration-stacked-insults"),
+    case("The grimoire snapped shut.", EVERYONE, None, "passage-grimoire", NARRATION),
+    # Floods, refused at every rating (more in test_flood.py).
+    case("\U0001f409" * 7, MATURE, "emoji_flood", "seven-dragon-emoji"),
+    case("x" * 70, TEEN, "repeated_characters", "seventy-x"),
+    case("dragon " * 10, EVERYONE, "repeated_words", "same-word-ten-times"),
+    case("z\u0351\u0352\u0357\u0358\u035b\u035c", MATURE, "combining_marks", "zalgo"),
 ]
 
 
