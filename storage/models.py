@@ -150,6 +150,10 @@ class GuildSettings(Base):
     )
     blocked_words: Mapped[list[str]] = mapped_column(JSON, default=list)
     narrator_regenerations: Mapped[int] = mapped_column(Integer, default=2)
+    max_repeated_characters: Mapped[int] = mapped_column(Integer, default=12)
+    max_repeated_words: Mapped[int] = mapped_column(Integer, default=5)
+    max_emoji: Mapped[int] = mapped_column(Integer, default=6)
+    max_combining_marks: Mapped[int] = mapped_column(Integer, default=4)
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime(), server_default=func.now(), onupdate=func.now()

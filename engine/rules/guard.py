@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.errors import TurnRejected
 from engine.rules.guild_config import GuildConfig
-from engine.safety import ContentPolicy, ProfanityClassifier, TextKind, Verdict
+from engine.safety import ContentPolicy, FloodLimits, ProfanityClassifier, TextKind, Verdict
 from engine.telemetry.metrics import FILTER_DECISIONS
 from storage.models import ContentRating, ModerationEvent, ViolationAction
 
@@ -73,12 +73,14 @@ class ContentGuard:
         self._classifier = classifier if classifier is not None else ProfanityClassifier()
         self._policy = lru_cache(maxsize=256)(self._build_policy)
 
-    def _build_policy(self, rating: ContentRating, blocked: tuple[str, ...]) -> ContentPolicy:
-        return ContentPolicy(rating, blocked, classifier=self._classifier)
+    def _build_policy(
+        self, rating: ContentRating, blocked: tuple[str, ...], flood: FloodLimits
+    ) -> ContentPolicy:
+        return ContentPolicy(rating, blocked, classifier=self._classifier, flood=flood)
 
     def policy(self, config: GuildConfig, rating: ContentRating) -> ContentPolicy:
-        """Return the (cached) policy for a server's word list at a rating."""
-        return self._policy(rating, tuple(config.blocked_words))
+        """Return the (cached) policy for a server's word list and flood limits at a rating."""
+        return self._policy(rating, tuple(config.blocked_words), config.flood_limits)
 
     def check(
         self,

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from engine.actors import Actor
 from engine.errors import InvalidSetting, PermissionDenied
 from engine.rules.genres import get_preset, validate_sampling
+from engine.safety.flood import FloodLimits
 from storage import repositories as repo
 from storage.models import ContentRating, GuildSettings, NarratorCadence
 
@@ -66,6 +67,17 @@ class GuildConfig(BaseModel):
     narrator_regenerations: int = Field(
         2, ge=0, le=5, description="Narrator retries after a filtered passage before a neutral line"
     )
+    # Flood limits (engine.safety.flood); a high value switches a check off in practice.
+    max_repeated_characters: int = Field(
+        12, ge=3, le=4000, description="Most times a character (or a group, as in ha) repeats"
+    )
+    max_repeated_words: int = Field(
+        5, ge=2, le=1000, description="Most times one word may repeat in a row"
+    )
+    max_emoji: int = Field(6, ge=0, le=4000, description="Most emoji in one message")
+    max_combining_marks: int = Field(
+        4, ge=1, le=50, description="Most accents or combining marks on one letter (zalgo)"
+    )
 
     @field_validator("default_genre")
     @classmethod
@@ -92,6 +104,16 @@ class GuildConfig(BaseModel):
         if self.min_turn_chars > self.max_turn_chars:
             raise ValueError("min_turn_chars must not exceed max_turn_chars")
         return self
+
+    @property
+    def flood_limits(self) -> FloodLimits:
+        """Return the server's flood limits for the content policy."""
+        return FloodLimits(
+            max_repeated_characters=self.max_repeated_characters,
+            max_repeated_words=self.max_repeated_words,
+            max_emoji=self.max_emoji,
+            max_combining_marks=self.max_combining_marks,
+        )
 
     @classmethod
     def from_row(cls, row: GuildSettings | None) -> GuildConfig:

@@ -53,3 +53,32 @@ async def test_moderator_blocks_a_word_and_reads_the_audit_that_players_cannot(
         assert mature.flags & EPHEMERAL and "age-restricted" in mature.content
         assert await bot.runtime.moderation.channel_rating(table.channel_id) is None
     table.audit_mentions()
+
+
+async def test_moderator_sets_flood_limits_and_an_emoji_flood_is_refused(
+    table: StoryTable,
+) -> None:
+    guild_id = table.double.guild.id
+    async with table.running() as bot:
+        await table.configure(narrator_cadence="on_demand")
+        shown = await table.reply_to(await table.command("moderator", "storyconfig flood"))
+        assert shown.flags & EPHEMERAL
+        assert "• Most emoji in one message: 6" in shown.content
+
+        saved = await table.reply_to(
+            await table.command("moderator", "storyconfig flood", emoji=2, words=3)
+        )
+        assert saved.content.startswith("✅ Saved.")
+        config = await bot.runtime.configs.get(guild_id)
+        assert (config.max_emoji, config.max_repeated_words) == (2, 3)
+
+        refusal = await table.reply_to(await table.command("bob", "storyconfig flood", emoji=50))
+        assert refusal.flags & EPHEMERAL and refusal.content.startswith("Only moderators")
+        assert (await bot.runtime.configs.get(guild_id)).max_emoji == 2
+
+        await table.start_story("alice", "bob")
+        refused = await table.say("alice", "\U0001f409\U0001f409\U0001f409 The dragons wake.")
+        await table.double.wait_for(lambda: table.reactions_on(refused), what="a reaction")
+        assert await table.turns() == []
+        audit = await table.reply_to(await table.command("moderator", "storyconfig audit"))
+        assert "**emoji_flood** → refused" in audit.content

@@ -52,6 +52,60 @@ async def test_refused_turn_stores_nothing_and_keeps_the_rotation(
     )
 
 
+@pytest.mark.parametrize(
+    ("changes", "text", "rule"),
+    [
+        pytest.param({}, "\U0001f409" * 7, "emoji_flood", id="seven-dragons-by-default"),
+        pytest.param({}, "x" * 70, "repeated_characters", id="seventy-x-by-default"),
+        pytest.param(
+            {"max_emoji": 1},
+            "The dragon \U0001f409 roars \U0001f525",
+            "emoji_flood",
+            id="server-emoji-limit",
+        ),
+        pytest.param(
+            {"max_repeated_words": 2}, "Run, run, run!", "repeated_words", id="server-word-limit"
+        ),
+        pytest.param(
+            {"max_repeated_characters": 3},
+            "Noooo!",
+            "repeated_characters",
+            id="server-character-limit",
+        ),
+        pytest.param(
+            {"max_combining_marks": 1},
+            "Bu\u0300\u0301n",
+            "combining_marks",
+            id="server-marks-limit",
+        ),
+    ],
+)
+async def test_floods_are_refused_at_the_server_limits(
+    service: StoryService,
+    config_service: GuildConfigService,
+    changes: dict[str, int],
+    text: str,
+    rule: str,
+) -> None:
+    await config_service.update(GUILD, MOD, narrator_cadence=NarratorCadence.ON_DEMAND, **changes)
+    view = await started(service, ALICE, BOB)
+    with pytest.raises(ContentRefused) as refused:
+        await service.turns.submit_turn(CHANNEL, ALICE, text)
+    assert refused.value.verdict.rule == rule
+    assert await service.queries.turns(view.id) == []
+
+
+async def test_raised_flood_limit_lets_the_same_turn_through(
+    service: StoryService, config_service: GuildConfigService
+) -> None:
+    await config_service.update(
+        GUILD, MOD, narrator_cadence=NarratorCadence.ON_DEMAND, max_emoji=10
+    )
+    view = await started(service, ALICE, BOB)
+    await service.turns.submit_turn(CHANNEL, ALICE, "\U0001f409" * 7)
+    assert [turn.text for turn in await service.queries.turns(view.id)] == ["\U0001f409" * 7]
+
+
 async def test_clean_turn_after_a_refusal_is_accepted(
     service: StoryService, config_service: GuildConfigService
 ) -> None:

@@ -36,6 +36,11 @@ async def test_player_cannot_change_configuration(config_service: GuildConfigSer
         ({"sampling": {"temperature": 7}}, "temperature"),
         ({"sampling": {"warp_speed": 1}}, "Unknown sampling setting"),
         ({"colour": "blue"}, "Unknown setting"),
+        ({"max_repeated_characters": 2}, "max_repeated_characters"),
+        ({"max_repeated_words": 1}, "max_repeated_words"),
+        ({"max_emoji": -1}, "max_emoji"),
+        ({"max_combining_marks": 0}, "max_combining_marks"),
+        ({"max_emoji": "many"}, "max_emoji"),
     ],
 )
 async def test_malformed_configuration_is_refused_and_changes_nothing(

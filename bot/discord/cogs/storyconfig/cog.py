@@ -57,6 +57,10 @@ CHANNEL_RATING_CHOICES = [
     app_commands.Choice(name="Follow the server's rating", value="server"),
 ]
 REGENERATIONS_LOW, REGENERATIONS_HIGH = field_bounds(GuildConfig, "narrator_regenerations")
+REPEATS_LOW, REPEATS_HIGH = field_bounds(GuildConfig, "max_repeated_characters")
+WORD_REPEATS_LOW, WORD_REPEATS_HIGH = field_bounds(GuildConfig, "max_repeated_words")
+EMOJI_LOW, EMOJI_HIGH = field_bounds(GuildConfig, "max_emoji")
+MARKS_LOW, MARKS_HIGH = field_bounds(GuildConfig, "max_combining_marks")
 CLEAR_CHOICES = [
     app_commands.Choice(name="moderator role", value="moderator"),
     app_commands.Choice(name="starter role", value="starter"),
@@ -257,6 +261,42 @@ class StoryConfigCog(
         changes: dict[str, Any] = {"content_rating": ContentRating(rating.value)}
         if narrator_retries is not None:
             changes["narrator_regenerations"] = narrator_retries
+        await self._update(interaction, **changes)
+
+    @app_commands.command(
+        name="flood", description="Set how much repetition, emoji and zalgo a message may have"
+    )
+    @app_commands.describe(
+        characters="Most times one character (or a group such as 'ha') may repeat in a row",
+        words="Most times one word may repeat in a row",
+        emoji="Most emoji in one message",
+        marks="Most accents or combining marks on one letter (zalgo text)",
+    )
+    async def flood(
+        self,
+        interaction: discord.Interaction[Any],
+        characters: app_commands.Range[int, REPEATS_LOW, REPEATS_HIGH] | None = None,
+        words: app_commands.Range[int, WORD_REPEATS_LOW, WORD_REPEATS_HIGH] | None = None,
+        emoji: app_commands.Range[int, EMOJI_LOW, EMOJI_HIGH] | None = None,
+        marks: app_commands.Range[int, MARKS_LOW, MARKS_HIGH] | None = None,
+    ) -> None:
+        """Set the flood limits; with no option, show the current ones."""
+        options = {
+            "max_repeated_characters": characters,
+            "max_repeated_words": words,
+            "max_emoji": emoji,
+            "max_combining_marks": marks,
+        }
+        changes = {name: value for name, value in options.items() if value is not None}
+        if not changes:
+            config = await self._config(interaction)
+            await reply(
+                interaction,
+                "Flood limits (give an option to change one):\n"
+                + describe_settings(config, list(options)),
+                ephemeral=True,
+            )
+            return
         await self._update(interaction, **changes)
 
     @app_commands.command(
