@@ -280,7 +280,7 @@ class TaleweaverBot(commands.Bot):
 
 
 class GracefulShutdown:
-    """Make SIGTERM and SIGINT close the bot the way ``close()`` does, once.
+    """Make the first SIGTERM or SIGINT close the bot the way ``close()`` does.
 
     Passages being written get a few seconds to reach Discord; what is still unfinished
     is withdrawn (its job stays pending in the database and the next start queues it
@@ -306,9 +306,9 @@ class GracefulShutdown:
             self._loop.remove_signal_handler(signum)
 
     def _stop(self, signum: int) -> None:
-        if self._closing is not None:
-            return
         log.info("%s: finishing passages in flight, then stopping", signal.Signals(signum).name)
+        # A second signal is not ignored: it ends the process at once, as by default.
+        self.uninstall()
         self._closing = self._loop.create_task(self._bot.close(), name="graceful-shutdown")
         self._signalled.set()
 

@@ -33,6 +33,10 @@ async def test_sigterm_mid_passage_closes_the_bot_and_the_passage_comes_whole_af
         try:
             os.kill(os.getpid(), signal.SIGTERM)
             await asyncio.wait_for(shutdown.wait(), timeout=30)
+            # A second signal would end the process at once: no handler is left for it.
+            loop = asyncio.get_running_loop()
+            assert not loop.remove_signal_handler(signal.SIGTERM)
+            assert not loop.remove_signal_handler(signal.SIGINT)
         finally:
             shutdown.uninstall()
         assert bot.is_closed()
