@@ -209,6 +209,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_safety(args: argparse.Namespace) -> int:
+    """Measure the content filters on clean published prose and on hostile text."""
+    from engine.ops.bench_safety import benchmark_safety, format_report, report_json
+
+    results = benchmark_safety()
+    print(report_json(results) if args.json else format_report(results))
+    return 0
+
+
 # Stories in the database: list, export, import ------------------------------------------------
 def _shelf(url: str) -> contextlib.AbstractAsyncContextManager[StoryShelf]:
     """Open the database's stories, without Alembic's progress lines."""
@@ -484,6 +493,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, nargs="+", default=[4, 8, 16])
     p.add_argument("--max-new-tokens", type=int, default=48)
     p.set_defaults(func=cmd_bench)
+    p = bench.add_parser(
+        "safety", help="clean prose refused and hostile text caught by the filters, per rating"
+    )
+    p.add_argument("--json", action="store_true", help="print the figures and texts as JSON")
+    p.set_defaults(func=cmd_bench_safety)
     _add_logging_options(parser, sub)
     return parser
 
