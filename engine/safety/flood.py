@@ -26,6 +26,10 @@ class FloodLimits:
 
 
 _WORD = re.compile(r"\w+")
+# A group of exactly n characters followed by itself once or more, for n = 1 to 4.
+_REPEATED_UNITS = tuple(
+    (size, re.compile(rf"((?s:.{{{size}}}))\1+")) for size in range(1, MAX_UNIT_CHARS + 1)
+)
 # Emoji presentation selectors, skin tones and the zero-width joiner belong to the
 # emoji before them: they never count as emoji of their own.
 _EMOJI_MODIFIERS = frozenset({0xFE0E, 0xFE0F, 0x200D, *range(0x1F3FB, 0x1F400)})
@@ -33,16 +37,16 @@ _REGIONAL_INDICATORS = range(0x1F1E6, 0x1F200)
 
 
 def is_emoji(char: str) -> bool:
-    """Return whether ``char`` is a pictograph or other symbol shown as an emoji."""
+    """Return whether ``char`` is in one of the blocks of pictographs shown as emoji.
+
+    Symbols elsewhere ("™", "↩", "▶") are emoji only when an emoji presentation
+    selector follows them (see ``count_emoji``); other symbols, such as box drawing or
+    the replacement character of broken text, are not.
+    """
     code = ord(char)
     if code in _EMOJI_MODIFIERS:
         return False
-    return (
-        0x1F000 <= code <= 0x1FAFF
-        or 0x2600 <= code <= 0x27BF
-        or 0x2B00 <= code <= 0x2BFF
-        or (code > 0x2000 and unicodedata.category(char) == "So")
-    )
+    return 0x1F000 <= code <= 0x1FAFF or 0x2600 <= code <= 0x27BF or 0x2B00 <= code <= 0x2BFF
 
 
 def count_emoji(text: str) -> int:
@@ -50,10 +54,12 @@ def count_emoji(text: str) -> int:
     count = 0
     flags = 0
     previous = ""
-    for char in text:
+    for index, char in enumerate(text):
         if ord(char) in _REGIONAL_INDICATORS:
             flags += 1
-        elif is_emoji(char) and previous != "\u200d":
+        elif previous != "\u200d" and (
+            is_emoji(char) or (text[index + 1 : index + 2] == "\ufe0f" and char != "\u200d")
+        ):
             count += 1
         previous = char
     return count + (flags + 1) // 2
@@ -67,8 +73,7 @@ def longest_repeat(text: str) -> tuple[str, int]:
     """
     folded = text.casefold()
     best, best_count = "", 0
-    for size in range(1, MAX_UNIT_CHARS + 1):
-        pattern = re.compile(rf"((?s:.{{{size}}}))\1+")
+    for size, pattern in _REPEATED_UNITS:
         for match in pattern.finditer(folded):
             unit = match.group(1)
             if not unit.strip():

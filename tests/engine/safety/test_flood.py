@@ -192,6 +192,10 @@ def test_most_marks_on_one_character(text: str, expected: int) -> None:
         pytest.param("\U0001f468\u200d\U0001f469\u200d\U0001f467", 1, id="zwj-family"),
         pytest.param("\U0001f1eb\U0001f1f7\U0001f1e9\U0001f1ea", 2, id="two-flags"),
         pytest.param("\U0001f44d\U0001f3fb", 1, id="skin-tone"),
+        pytest.param("\u2122\ufe0f \u21a9\ufe0f \u2122", 2, id="symbols-with-selector"),
+        pytest.param("1\ufe0f\u20e3", 1, id="keycap"),
+        pytest.param("\ufffd" * 10, 0, id="replacement-characters-of-broken-text"),
+        pytest.param("\u2500" * 10 + "\u00a9", 0, id="box-drawing-and-copyright"),
     ],
 )
 def test_count_emoji(text: str, expected: int) -> None:
