@@ -20,7 +20,7 @@ from engine.ops.database_admin import DatabaseUnavailable, migrate, safe_url
 from engine.ops.status import DEFAULT_NEEDS, NEEDS
 from engine.queue.errors import QueueError
 from engine.runtime import StoryShelf, open_shelf
-from engine.settings import Settings, get_settings
+from engine.settings import QUANTIZATION_MODES, Settings, get_settings
 from engine.telemetry.logs import configure_logging, url_password
 
 log = logging.getLogger(__name__)
@@ -206,6 +206,37 @@ def cmd_bench(args: argparse.Namespace) -> int:
     except (OperatorError, QueueError, RuntimeError) as exc:
         return _fail(str(exc))
     print(report.format())
+    return 0
+
+
+def cmd_bench_quality(args: argparse.Namespace) -> int:
+    """Measure perplexity per quantization mode and the narrator's passages."""
+    from engine.ops.bench_quality import benchmark_quality
+    from engine.ops.quality_set import StorySetError
+
+    settings = _settings()
+    if args.candidates is not None and not 1 <= args.candidates <= 16:
+        return _fail("--candidates must be between 1 and 16")
+    if args.stories is not None and args.stories < 1:
+        return _fail("--stories must be at least 1")
+    unknown = [m for m in args.modes if m not in QUANTIZATION_MODES]
+    if unknown:
+        return _fail(
+            f"unknown quantization mode {unknown[0]!r}; use {', '.join(QUANTIZATION_MODES)}"
+        )
+    try:
+        report = benchmark_quality(
+            settings,
+            modes=args.modes,
+            seeds=args.seeds,
+            candidates=args.candidates,
+            passages=not args.no_passages,
+            stories_limit=args.stories,
+            progress=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+    except (OperatorError, StorySetError, RuntimeError) as exc:
+        return _fail(str(exc))
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
     return 0
 
 
@@ -498,6 +529,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print the figures and texts as JSON")
     p.set_defaults(func=cmd_bench_safety)
+    p = bench.add_parser(
+        "quality",
+        help="perplexity, memory and speed per quantization mode; narrator passage quality",
+    )
+    p.add_argument(
+        "--modes",
+        nargs="*",
+        default=list(QUANTIZATION_MODES),
+        metavar="MODE",
+        help=f"quantization modes to measure (default: all of {', '.join(QUANTIZATION_MODES)}; "
+        "none to skip)",
+    )
+    p.add_argument(
+        "--seeds", type=int, nargs="+", default=[11, 22, 33], help="sampling seeds for passages"
+    )
+    p.add_argument(
+        "--candidates",
+        type=int,
+        help="passages sampled per turn (default: TALEWEAVER_NARRATOR_CANDIDATES)",
+    )
+    p.add_argument("--stories", type=int, help="use only the first N stories of the set")
+    p.add_argument("--no-passages", action="store_true", help="measure the modes only")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_bench_quality)
     _add_logging_options(parser, sub)
     return parser
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-Quantization = Literal["nf4", "fp4", "int8", "none"]
+Quantization = Literal["nf4", "nf4-all", "fp4", "int8", "bf16", "none"]
+QUANTIZATION_MODES: tuple[str, ...] = get_args(Quantization)
 DeviceName = Literal["auto", "cpu", "cuda"]
 LogFormat = Literal["text", "json"]
 
@@ -40,6 +41,12 @@ class Settings(BaseSettings):
     )
     quantization: Quantization = Field("nf4", description="bitsandbytes quantization")
     device: DeviceName = Field("auto", description="Where the model runs")
+    narrator_candidates: int = Field(
+        4,
+        ge=1,
+        le=16,
+        description="Narrator passages sampled in one batch per turn; the reranker keeps the best",
+    )
     cache_dir: Path = Field(
         default_factory=_default_cache_dir,
         description="Where converted models are cached",

@@ -43,6 +43,9 @@ class SamplingSettings(BaseModel):
     max_paragraphs: int = Field(
         2, ge=1, le=5, description="Stop after this many blank-line separated paragraphs"
     )
+    max_sentences: int = Field(
+        4, ge=1, le=12, description="Stop after this many sentences (the passage's length)"
+    )
 
     @property
     def is_greedy(self) -> bool:

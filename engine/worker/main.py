@@ -34,7 +34,9 @@ def load_processor(
         cache_dir=settings.cache_dir,
         progress=progress,
     )
-    return NarratorJobProcessor(BatchGenerator(loaded), seed=seed)
+    return NarratorJobProcessor(
+        BatchGenerator(loaded), seed=seed, candidates=settings.narrator_candidates
+    )
 
 
 async def run_worker(settings: Settings, *, max_batch: int = 8) -> None:

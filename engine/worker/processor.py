@@ -10,22 +10,49 @@ from engine.protocol.requests import NarrateRequest, SummariseRequest
 from engine.queue.interfaces import BatchOutcome, ProgressCallback
 from engine.queue.jobs import GenerationJob
 from engine.telemetry.metrics import count_generated_tokens
-from engine.worker.model.generator import BatchGenerator, GenerationRequest
+from engine.worker.model.generator import BatchGenerator, GenerationRequest, GenerationResult
 from engine.worker.model.stopping import StopPolicy
 from engine.worker.prompt.render import render_narrator_prompt, render_summary_prompt
+from engine.worker.rerank.passage_checks import Scene, talks_about_the_game_or_lists
+from engine.worker.rerank.reranker import rank_candidates
 
 log = logging.getLogger(__name__)
 
 
+DEFAULT_CANDIDATES = 4
+DEFAULT_RESAMPLE_ROUNDS = 2
+
+
 class EmptyGeneration(RuntimeError):
-    """The model produced no usable text; the job is retried."""
+    """The model produced no usable text, even after sampling again; the job is retried."""
 
 
 class NarratorJobProcessor:
-    """Render each job's prompt for this model and generate the batch together."""
+    """Render each job's prompt for this model and generate the batch together.
 
-    def __init__(self, generator: BatchGenerator, *, seed: int | None = None) -> None:
+    A narration samples ``candidates`` passages in one batch and keeps the best by the
+    reranker; when every candidate is junk, those jobs are sampled again with fresh
+    seeds, up to ``resample_rounds`` times, before the job fails.
+    """
+
+    def __init__(
+        self,
+        generator: BatchGenerator,
+        *,
+        seed: int | None = None,
+        candidates: int = 1,
+        resample_rounds: int = DEFAULT_RESAMPLE_ROUNDS,
+    ) -> None:
+        if candidates < 1:
+            raise ValueError("candidates must be at least 1")
         self._generator = generator
+        self._seed = seed
+        self._candidates = candidates
+        self._resample_rounds = max(0, resample_rounds)
+        self.last_new_tokens = 0
+
+    def reseed(self, seed: int | None) -> None:
+        """Sample the next batches from ``seed`` (None: from torch's running state)."""
         self._seed = seed
 
     def _request(self, job: GenerationJob) -> GenerationRequest:
@@ -43,14 +70,18 @@ class NarratorJobProcessor:
                 rendered = render_narrator_prompt(context, **common)
                 stop = StopPolicy(
                     max_paragraphs=request.sampling.max_paragraphs,
+                    max_sentences=request.sampling.max_sentences,
                     player_names=context.player_names,
                 )
                 banned = request.banned_phrases
+                # Beams already search; candidates would multiply the beams.
+                candidates = self._candidates if request.sampling.num_beams == 1 else 1
             elif isinstance(request, SummariseRequest):
                 rendered = render_summary_prompt(request.previous_summary, request.turns, **common)
                 # A summary is one paragraph of prose; only chat markers end it early.
                 stop = StopPolicy(max_paragraphs=3, stop_at_any_speaker=False)
                 banned = ()
+                candidates = 1
             else:
                 assert_never(request)
         except ValueError as exc:  # PromptTooLargeError among others: a retry fails alike
@@ -61,6 +92,7 @@ class NarratorJobProcessor:
             sampling=request.sampling,
             stop=stop,
             banned_phrases=banned,
+            candidates=candidates,
         )
 
     def __call__(
@@ -75,21 +107,60 @@ class NarratorJobProcessor:
             except JobRejected as exc:
                 log.warning("job %s rejected: %s", job.job_id, exc)
                 outcomes[job.job_id] = exc
-        narrations = {job.job_id for job in jobs if isinstance(job.request, NarrateRequest)}
+        scenes = {
+            job.job_id: Scene.of(
+                job.request.context, max_new_tokens=job.request.sampling.max_new_tokens
+            )
+            for job in jobs
+            if isinstance(job.request, NarrateRequest)
+        }
 
         def partial(request_id: str, text: str) -> None:
-            if request_id in narrations:
+            # Streamed text is the first candidate's; fragments that are already junk
+            # (talk about the game, a list) are not shown.
+            if request_id in scenes and not talks_about_the_game_or_lists(text):
                 on_progress(request_id, text)
 
-        if requests:
-            for result in self._generator.generate_batch(requests, partial, seed=self._seed):
+        self.last_new_tokens = 0
+        pending = requests
+        for round_number in range(self._resample_rounds + 1):
+            if not pending:
+                break
+            seed = self._round_seed(round_number)
+            retry: list[GenerationRequest] = []
+            by_id = {request.request_id: request for request in pending}
+            for result in self._generator.generate_batch(pending, partial, seed=seed):
+                self.last_new_tokens += result.new_tokens
                 count_generated_tokens(result.new_tokens)
-                if result.finish_reason == "error":
-                    outcomes[result.request_id] = RuntimeError("generation failed")
-                elif not result.text.strip():
-                    outcomes[result.request_id] = EmptyGeneration(
-                        "the model produced no usable text"
-                    )
+                outcome = self._outcome(result, scenes.get(result.request_id))
+                if outcome is None:
+                    retry.append(by_id[result.request_id])
                 else:
-                    outcomes[result.request_id] = result.text
+                    outcomes[result.request_id] = outcome
+            if retry and round_number < self._resample_rounds:
+                log.info("%d job(s) had only junk candidates; sampling again", len(retry))
+            pending = retry
+        for request in pending:
+            outcomes[request.request_id] = EmptyGeneration(
+                "the model produced no usable passage, even after sampling again"
+            )
         return [(job.job_id, outcomes[job.job_id]) for job in jobs]
+
+    def _round_seed(self, round_number: int) -> int | None:
+        if self._seed is None or round_number == 0:
+            return self._seed
+        return self._seed + 7919 * round_number
+
+    @staticmethod
+    def _outcome(result: GenerationResult, scene: Scene | None) -> str | Exception | None:
+        """Return the job's text or error; None when every candidate was junk."""
+        if result.finish_reason == "error":
+            return RuntimeError("generation failed")
+        if scene is None:  # a summary: any text will do
+            if not result.text.strip():
+                return EmptyGeneration("the model produced no usable text")
+            return result.text
+        ranked = rank_candidates(result.candidates, scene)
+        if not ranked:
+            return None
+        return ranked[0].text

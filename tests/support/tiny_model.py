@@ -16,8 +16,8 @@ CORPUS = [
 ]
 
 
-def build_tiny_model(folder: Path, *, context: int = 256) -> Path:
-    """Train a small BPE tokenizer, build a 2-layer Llama, and save both to FOLDER."""
+def build_tiny_model(folder: Path, *, context: int = 256, blocks: int = 2) -> Path:
+    """Train a small BPE tokenizer, build a small Llama, and save both to FOLDER."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
@@ -35,7 +35,7 @@ def build_tiny_model(folder: Path, *, context: int = 256) -> Path:
     config = LlamaConfig(
         vocab_size=len(hf_tokenizer),
         hidden_size=64,
-        num_hidden_layers=2,
+        num_hidden_layers=blocks,
         num_attention_heads=4,
         num_key_value_heads=2,
         intermediate_size=128,

@@ -32,18 +32,33 @@ _BANNED_CACHE_SIZE = 64
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """Ask for one continuation of an already rendered prompt."""
+    """Ask for continuations of an already rendered prompt (``candidates`` of them)."""
 
     request_id: str
     prompt: str
     sampling: SamplingSettings
     stop: StopPolicy
     banned_phrases: tuple[str, ...] = ()
+    candidates: int = 1
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One sampled continuation, with the model's mean log-likelihood of its tokens."""
+
+    text: str
+    raw_text: str
+    new_tokens: int
+    mean_logprob: float
 
 
 @dataclass(frozen=True)
 class GenerationResult:
-    """Carry one finished continuation and how it ended."""
+    """Carry a request's finished continuations and how they ended.
+
+    ``text``, ``raw_text`` and ``finish_reason`` are the first candidate's;
+    ``new_tokens`` counts the tokens of every candidate.
+    """
 
     request_id: str
     text: str
@@ -51,6 +66,7 @@ class GenerationResult:
     new_tokens: int
     finish_reason: FinishReason
     seconds: float
+    candidates: tuple[Candidate, ...] = ()
 
 
 class BatchGenerator:
@@ -77,6 +93,8 @@ class BatchGenerator:
         self._vocabulary: TokenVocabulary | None = None
         # Servers keep the same banned list from job to job: compile each list once.
         self._banned: dict[tuple[str, ...], BannedPhrases] = {}
+        self._logprobs = _TokenLogprobs()
+        loaded.model.register_forward_hook(self._logprobs.hook, with_kwargs=True)
 
     def count_tokens(self, text: str) -> int:
         """Return how many tokens ``text`` takes in this model's prompt."""
@@ -96,11 +114,11 @@ class BatchGenerator:
         """Generate all requests, batching those with equal sampling settings, in order."""
         if seed is not None:
             torch.manual_seed(seed)
-        groups: dict[SamplingSettings, list[int]] = {}
+        groups: dict[tuple[SamplingSettings, int], list[int]] = {}
         for index, request in enumerate(requests):
-            groups.setdefault(request.sampling, []).append(index)
+            groups.setdefault((request.sampling, request.candidates), []).append(index)
         results: list[GenerationResult | None] = [None] * len(requests)
-        for sampling, indices in groups.items():
+        for (sampling, _), indices in groups.items():
             for start in range(0, len(indices), self.max_batch_size):
                 chunk = indices[start : start + self.max_batch_size]
                 chunk_results = self._generate_chunk(
@@ -127,6 +145,8 @@ class BatchGenerator:
             )
             seconds = time.perf_counter() - started
             return [GenerationResult(r.request_id, "", "", 0, "error", seconds) for r in requests]
+        finally:
+            self._logprobs.clear()
 
     def _run_generate(
         self,
@@ -141,6 +161,14 @@ class BatchGenerator:
         input_ids = batch["input_ids"].to(model.device)
         attention_mask = batch["attention_mask"].to(model.device)
         prompt_length = int(input_ids.shape[1])
+        per_request = max(r.candidates for r in requests)
+        extra: dict[str, Any] = {}
+        if per_request > 1:
+            # Candidates of one request share its prompt: read the prompt once and copy
+            # its cache, instead of reading it once per candidate.
+            extra["cache"] = self._prefill(input_ids, attention_mask, per_request)
+            input_ids = input_ids.repeat_interleave(per_request, dim=0)
+            attention_mask = attention_mask.repeat_interleave(per_request, dim=0)
 
         kwargs = sampling.to_generate_kwargs()
         # Our own processor below counts n-grams in the continuation only.
@@ -148,6 +176,8 @@ class BatchGenerator:
         processors = LogitsProcessorList()
         if ngram_size > 0:
             processors.append(ContinuationNoRepeatNGram(ngram_size, prompt_length))
+        # Candidates and beams of one request are adjacent rows; processors map rows
+        # to requests by division.
         banned = BannedPhrasesProcessor([self._banned_phrases(r.banned_phrases) for r in requests])
         if not banned.is_empty:
             processors.append(banned)
@@ -156,9 +186,12 @@ class BatchGenerator:
             prompt_length,
             [r.stop for r in requests],
             end_token_ids=self._end_token_ids,
-            on_progress=self._progress_hook(requests, on_partial),
+            on_progress=None
+            if sampling.num_beams > 1
+            else self._progress_hook(requests, on_partial),
             progress_every=self.partial_every,
         )
+        logprobs = self._logprobs.start(int(input_ids.shape[0]))
         with torch.inference_mode():
             output = model.generate(
                 input_ids=input_ids,
@@ -167,21 +200,39 @@ class BatchGenerator:
                 logits_processor=processors,
                 stopping_criteria=StoppingCriteriaList([criteria]),
                 **kwargs,
+                **extra,
             )
+        row_logprobs = logprobs.finish(output[:, -1])
         seconds = time.perf_counter() - started
+        rows = output[:, prompt_length:].tolist()
         results = []
-        for request, row in zip(requests, output[:, prompt_length:].tolist(), strict=True):
-            kept = cut_at_end_tokens(row, self._end_token_ids)
-            raw = criteria.decode_row(kept).rstrip(_REPLACEMENT_CHAR)
-            ended = len(kept) < len(row) or request.stop.should_stop(raw)
+        for index, request in enumerate(requests):
+            candidates = []
+            for offset in range(per_request):
+                row = index * per_request + offset
+                kept = cut_at_end_tokens(rows[row], self._end_token_ids)
+                raw = criteria.decode_row(kept).rstrip(_REPLACEMENT_CHAR)
+                scores = row_logprobs[row][: len(kept)]
+                candidates.append(
+                    Candidate(
+                        text=self._finalize(request.stop, raw),
+                        raw_text=raw,
+                        new_tokens=len(kept),
+                        mean_logprob=sum(scores) / len(scores) if scores else float("-inf"),
+                    )
+                )
+            first = candidates[0]
+            first_row = rows[index * per_request]
+            ended = first.new_tokens < len(first_row) or request.stop.should_stop(first.raw_text)
             results.append(
                 GenerationResult(
                     request_id=request.request_id,
-                    text=self._finalize(request.stop, raw),
-                    raw_text=raw,
-                    new_tokens=len(kept),
+                    text=first.text,
+                    raw_text=first.raw_text,
+                    new_tokens=sum(c.new_tokens for c in candidates),
                     finish_reason="stop" if ended else "length",
                     seconds=seconds,
+                    candidates=tuple(candidates),
                 )
             )
         total = sum(r.new_tokens for r in results)
@@ -193,6 +244,20 @@ class BatchGenerator:
             total / seconds if seconds else 0.0,
         )
         return results
+
+    def _prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, copies: int) -> Any:
+        """Return the cache of every prompt but its last token, repeated ``copies`` times."""
+        positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+        with torch.inference_mode():
+            output = self.loaded.model(
+                input_ids=input_ids[:, :-1],
+                attention_mask=attention_mask[:, :-1],
+                position_ids=positions[:, :-1],
+                use_cache=True,
+            )
+        cache = getattr(output, "cache", None) or output.past_key_values
+        cache.batch_repeat_interleave(copies)
+        return cache
 
     def _banned_phrases(self, phrases: tuple[str, ...]) -> BannedPhrases | None:
         if not phrases:
@@ -234,6 +299,7 @@ class BatchGenerator:
         last_sent: dict[int, str] = {}
 
         def report(index: int, raw: str) -> None:
+            # With several candidates, the first one of each request is streamed.
             request = requests[index]
             text = request.stop.visible_text(raw.rstrip(_REPLACEMENT_CHAR))
             if not text or last_sent.get(index) == text:
@@ -265,3 +331,48 @@ def _end_token_ids(model: Any, tokenizer: Any) -> frozenset[int]:
         if token_id is not None:
             ids.add(int(token_id))
     return frozenset(ids)
+
+
+class _TokenLogprobs:
+    """Record the model's own log-probability of each token it generates, per row.
+
+    A forward hook sees each step's raw logits (before sampling warps them) and, at the
+    next step, the token that was picked from them.
+    """
+
+    def __init__(self) -> None:
+        self._rows: list[list[float]] | None = None
+        self._last: torch.Tensor | None = None
+
+    def start(self, rows: int) -> _TokenLogprobs:
+        self._rows = [[] for _ in range(rows)]
+        self._last = None
+        return self
+
+    def clear(self) -> None:
+        self._rows = None
+        self._last = None
+
+    def hook(self, _module: Any, _args: Any, kwargs: dict[str, Any], output: Any) -> None:
+        if self._rows is None:
+            return
+        logits = getattr(output, "logits", None)
+        if logits is None or logits.shape[0] != len(self._rows):
+            return
+        chosen = kwargs.get("input_ids")
+        if self._last is not None and chosen is not None:
+            self._append(chosen[:, -1])
+        self._last = torch.log_softmax(logits[:, -1, :].float(), dim=-1)
+
+    def finish(self, last_tokens: torch.Tensor) -> list[list[float]]:
+        if self._last is not None:
+            self._append(last_tokens)
+        rows = self._rows or []
+        self.clear()
+        return rows
+
+    def _append(self, tokens: torch.Tensor) -> None:
+        assert self._last is not None and self._rows is not None
+        picked = self._last.gather(1, tokens.to(self._last.device)[:, None]).squeeze(1)
+        for row, value in enumerate(picked.tolist()):
+            self._rows[row].append(value)

@@ -41,6 +41,16 @@ def paragraph_stop_index(text: str, max_paragraphs: int) -> int | None:
     return None
 
 
+def sentence_stop_index(text: str, max_sentences: int) -> int | None:
+    """Return where sentence ``max_sentences`` ends, once the text goes on after it."""
+    count = 0
+    for match in _SENTENCE_END.finditer(text):
+        count += 1
+        if count >= max_sentences and text[match.end() :].strip():
+            return match.end()
+    return None
+
+
 def marker_stop_index(text: str, markers: Iterable[str]) -> int | None:
     """Return the position of the earliest chat-template or role marker in ``text``."""
     positions = [index for marker in markers if marker and (index := text.find(marker)) >= 0]
@@ -62,6 +72,7 @@ class StopPolicy:
     """Say when a narrator continuation is complete and how to clean it up."""
 
     max_paragraphs: int = 2
+    max_sentences: int | None = None
     player_names: tuple[str, ...] = ()
     markers: tuple[str, ...] = DEFAULT_MARKERS
     # Any "Name:" line (not only a known player's) starts a dialogue script the
@@ -72,6 +83,8 @@ class StopPolicy:
     def __post_init__(self) -> None:
         if self.max_paragraphs < 1:
             raise ValueError("max_paragraphs must be at least 1")
+        if self.max_sentences is not None and self.max_sentences < 1:
+            raise ValueError("max_sentences must be at least 1")
 
     @cached_property
     def _player_line(self) -> re.Pattern[str] | None:
@@ -97,6 +110,7 @@ class StopPolicy:
         """Return where the continuation should be cut, or None while it may go on."""
         candidates = [
             paragraph_stop_index(text, self.max_paragraphs),
+            None if self.max_sentences is None else sentence_stop_index(text, self.max_sentences),
             marker_stop_index(text, self.markers),
             self._speaker_stop_index(text),
         ]

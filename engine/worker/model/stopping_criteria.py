@@ -31,8 +31,9 @@ class StopPolicyCriteria(StoppingCriteria):
     """Stop each batch row on its own once its decoded continuation reaches a stop point.
 
     Rows are grouped per request in order (beam search gives each request several
-    consecutive rows). ``on_progress(request_index, raw_text)`` is called every
-    ``progress_every`` tokens for rows still running, outside beam search.
+    consecutive rows, and so do several candidates). ``on_progress(request_index,
+    raw_text)`` is called every ``progress_every`` tokens with each request's first row
+    while it runs.
     """
 
     def __init__(
@@ -67,11 +68,7 @@ class StopPolicyCriteria(StoppingCriteria):
         rows_per_request = max(1, rows // len(self.policies))
         generated = input_ids[:, self.prompt_length :]
         step = int(generated.shape[1])
-        report = (
-            self.on_progress is not None
-            and rows_per_request == 1
-            and step % self.progress_every == 0
-        )
+        report = self.on_progress is not None and step % self.progress_every == 0
         done = [False] * rows
         for row, token_ids in enumerate(generated.tolist()):
             if token_ids and token_ids[-1] in self.end_token_ids:
@@ -79,7 +76,8 @@ class StopPolicyCriteria(StoppingCriteria):
             request_index = min(row // rows_per_request, len(self.policies) - 1)
             text = self.decode_row(token_ids)
             done[row] = self.policies[request_index].should_stop(text)
-            if report and not done[row] and self.on_progress is not None:
+            first_of_request = row % rows_per_request == 0
+            if report and first_of_request and not done[row] and self.on_progress is not None:
                 self.on_progress(request_index, text)
         flags = torch.tensor(done, dtype=torch.bool, device=input_ids.device)
         return flags  # type: ignore[return-value]

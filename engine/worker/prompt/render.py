@@ -1,12 +1,17 @@
 """Render a story context into the narrator's prompt, within the model's token budget.
 
-Layout of the narrator prompt, as two chat messages:
+Layout of the narrator prompt, as two chat messages, written for small instruct
+models (measured with `taleweaver bench quality`, README "The narrator's prompt"):
 
-1. system: narrator role, rules naming the players, genre instructions, title and
-   premise. Nothing that changes from turn to turn goes here, so it is a stable
-   prefix a prefix cache can reuse (until the roster, premise or genre changes).
-2. user: "Story so far" (rolling summary), triggered lore, the recent turns, the
-   author's note, and finally the instruction to continue and where to stop.
+1. system: a few short rules (prose, the passage's length, stay in the scene, no new
+   names, never write for the players, never talk about the game), the genre's
+   style, title and premise. Nothing that changes from turn to turn goes here, so it
+   is a stable prefix a prefix cache can reuse (until the roster, premise or genre
+   changes).
+2. user: "Earlier" (rolling summary), triggered lore, the recent turns labelled with
+   their authors (unlabelled prose lost the scene more often), the author's note as
+   guidance, and last the instruction: continue from the last paragraph and stop
+   where the next player can act.
 
 One user message rather than alternating user/assistant turns, because several
 players write in a row and some chat templates reject non-alternating roles.
@@ -68,11 +73,12 @@ def narrator_system_message(context: StoryContext) -> dict[str, str]:
     title = _one_line(context.title)
     story = f'the story "{title}"' if title else "a story"
     lines = [
-        f"You are the narrator of {story}, written together in turns by you and the players.",
-        "Rules:",
-        "- Continue the story in prose. Write no headings, lists, notes or commentary.",
-        f"- {_players_rule(context.player_names)}",
-        "- End your passage at a moment where a player can act.",
+        f"You are the narrator of {story}. Write the next passage: a few sentences of "
+        "vivid prose in the past tense.",
+        "Stay in the scene: use the people, places and things already in it, and "
+        "introduce no new named characters.",
+        _players_rule(context.player_names),
+        "Never mention players, turns, the story or yourself. No lists, titles or notes.",
     ]
     if context.genre_instructions.strip():
         lines.append(f"Style: {context.genre_instructions.strip()}")
@@ -245,42 +251,36 @@ def _summary_request(summary: str, turns: Sequence[ContextTurn], target_words: i
 def _narrator_request(context: StoryContext, parts: _NarratorParts) -> str:
     sections: list[str] = []
     if parts.summary:
-        sections.append(f"Story so far:\n{parts.summary}")
+        sections.append(f"Earlier: {parts.summary}")
     if parts.lore:
         entries = "\n".join(f"- {_one_line(e.name)}: {e.text.strip()}" for e in parts.lore)
         sections.append(f"Lore:\n{entries}")
     if parts.turns:
         sections.append(f"Recent turns:\n{_transcript(parts.turns)}")
     if parts.authors_note:
-        sections.append(
-            "Author's note (guidance for the next passage, not part of the story): "
-            f"{parts.authors_note}"
-        )
+        sections.append(f"(Guidance for the next passage: {parts.authors_note})")
     sections.append(_continue_instruction(context))
     return "\n\n".join(sections)
 
 
 def _continue_instruction(context: StoryContext) -> str:
     starting = not context.recent_turns and not context.summary.strip()
-    verb = "Begin the story with an opening scene" if starting else "Continue the story"
+    if starting:
+        verb = "Write the opening passage of this story, setting the first scene"
+    else:
+        verb = "Write the next passage, continuing straight from the last paragraph"
     next_player = _one_line(context.next_player or "")
     if next_player:
-        return (
-            f"{verb} as the narrator. Stop at the moment where {next_player} should act, "
-            f"and leave what {next_player} does, thinks and says to them."
-        )
-    return f"{verb} as the narrator. Stop at a moment where the players can act."
+        return f"{verb}. End where {next_player} can act."
+    return f"{verb}. End where the players can act."
 
 
 def _players_rule(player_names: Sequence[str]) -> str:
     names = [name for name in (_one_line(n) for n in player_names) if name]
     if not names:
-        return "Never write actions, thoughts or dialogue for the players' characters."
+        return "Never decide what the players' characters do, say or think."
     listed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-    return (
-        f"The players are {listed}. Never write actions, thoughts or dialogue for their "
-        "characters; only the players decide what their characters do, think and say."
-    )
+    return f"The players are {listed}: never decide what they do, say or think."
 
 
 def _transcript(turns: Sequence[ContextTurn]) -> str:

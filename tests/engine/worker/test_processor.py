@@ -14,8 +14,8 @@ from engine.protocol import (
     SummariseRequest,
 )
 from engine.queue.jobs import GenerationJob
-from engine.worker.model.generator import BatchGenerator
-from engine.worker.processor import NarratorJobProcessor
+from engine.worker.model.generator import BatchGenerator, Candidate, GenerationResult
+from engine.worker.processor import EmptyGeneration, NarratorJobProcessor
 
 SAMPLING = SamplingSettings(temperature=0.9, max_new_tokens=16, max_paragraphs=5)
 OPENING = ContextTurn(1, "Mira", False, "Mira opened the door.")
@@ -79,3 +79,91 @@ def test_job_whose_prompt_can_never_fit_is_rejected_without_retry(
     assert isinstance(outcomes["big"], JobRejected)
     assert str(outcomes["big"]).startswith("cannot build the prompt")
     assert isinstance(outcomes["ok"], str)  # the rest of the batch is generated
+
+
+class ScriptedGenerator(BatchGenerator):
+    """Answer each batch with scripted candidates instead of sampling the tiny model."""
+
+    def __init__(self, loaded, rounds: list[list[str]]) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(loaded)
+        self.rounds = rounds
+        self.seen: list[tuple[int, int | None]] = []
+
+    def generate_batch(self, requests, on_partial=None, *, seed=None):  # type: ignore[no-untyped-def]
+        texts = self.rounds[min(len(self.seen), len(self.rounds) - 1)]
+        self.seen.append((requests[0].candidates, seed))
+        return [
+            GenerationResult(
+                request_id=r.request_id,
+                text=texts[0],
+                raw_text=texts[0],
+                new_tokens=len(texts),
+                finish_reason="stop",
+                seconds=0.1,
+                candidates=tuple(
+                    Candidate(text, text, 1, -1.0 - index) for index, text in enumerate(texts)
+                ),
+            )
+            for r in requests
+        ]
+
+
+IN_SCENE = (
+    "The dragon stirred beneath Mira's feet, and the door she had opened groaned on its "
+    "hinges as smoke curled out into the cold morning."
+)
+ELSEWHERE = (
+    "Far away in a busy city, a banker counted his coins while the trams rattled past the "
+    "windows of the grand old office."
+)
+
+
+def test_best_of_n_keeps_the_candidate_that_stays_in_the_scene(narrator_tiny_model) -> None:  # type: ignore[no-untyped-def]
+    generator = ScriptedGenerator(narrator_tiny_model, [["(silence)", ELSEWHERE, IN_SCENE]])
+    processor = NarratorJobProcessor(generator, seed=1, candidates=3)
+
+    outcomes = dict(processor([narrate("a")], lambda *_: None))
+
+    assert outcomes["a"] == IN_SCENE
+    assert generator.seen == [(3, 1)]
+
+
+def test_only_junk_candidates_are_sampled_again_with_a_fresh_seed(narrator_tiny_model) -> None:  # type: ignore[no-untyped-def]
+    generator = ScriptedGenerator(
+        narrator_tiny_model, [["(silence)", "It is your turn, players."], [ELSEWHERE, "(pause)"]]
+    )
+    processor = NarratorJobProcessor(generator, seed=5, candidates=2)
+
+    outcomes = dict(processor([narrate("a")], lambda *_: None))
+
+    assert outcomes["a"] == ELSEWHERE
+    assert len(generator.seen) == 2
+    assert generator.seen[0][1] != generator.seen[1][1]
+
+
+def test_a_job_with_junk_after_every_round_fails_and_nothing_is_stored(narrator_tiny_model) -> None:  # type: ignore[no-untyped-def]
+    generator = ScriptedGenerator(narrator_tiny_model, [["(silence)", "..."]])
+    processor = NarratorJobProcessor(generator, seed=5, candidates=2, resample_rounds=2)
+
+    outcomes = dict(processor([narrate("a")], lambda *_: None))
+
+    assert isinstance(outcomes["a"], EmptyGeneration)
+    assert len(generator.seen) == 3
+
+
+def test_summaries_and_beam_search_ask_for_one_candidate(narrator_tiny_model) -> None:  # type: ignore[no-untyped-def]
+    generator = ScriptedGenerator(narrator_tiny_model, [[IN_SCENE]])
+    processor = NarratorJobProcessor(generator, candidates=4)
+    beams = SAMPLING.model_copy(update={"num_beams": 2})
+
+    processor([narrate("a", sampling=beams)], lambda *_: None)
+    processor(
+        [
+            GenerationJob(
+                job_id="s", session_id=2, request=SummariseRequest("", (OPENING,), SAMPLING)
+            )
+        ],
+        lambda *_: None,
+    )
+
+    assert [candidates for candidates, _ in generator.seen] == [1, 1]

@@ -294,3 +294,52 @@ def test_quantized_tiny_model_generates(
     assert getattr(loaded.model, "is_quantized", False)
     assert all(0 < r.new_tokens <= GREEDY.max_new_tokens for r in results)
     assert "cast" not in caplog.text  # bitsandbytes' per-call int8 warning is filtered
+
+
+def test_candidates_share_one_prompt_read_and_match_separate_greedy_rows(
+    generator: BatchGenerator,
+) -> None:
+    separate = generator.generate_batch([request(f"r{i}", p) for i, p in enumerate(PROMPTS)])
+    shared = generator.generate_batch(
+        [
+            GenerationRequest(f"r{i}", p, GREEDY, OPEN_ENDED, candidates=3)
+            for i, p in enumerate(PROMPTS)
+        ]
+    )
+
+    for alone, together in zip(separate, shared, strict=True):
+        assert len(together.candidates) == 3
+        assert {c.raw_text for c in together.candidates} == {alone.raw_text}
+        assert together.text == alone.text
+        assert together.new_tokens == 3 * alone.new_tokens
+
+
+def test_sampled_candidates_differ_and_carry_their_likelihood(generator: BatchGenerator) -> None:
+    [result] = generator.generate_batch(
+        [GenerationRequest("r", PROMPTS[1], SAMPLED, OPEN_ENDED, candidates=4)], seed=3
+    )
+
+    texts = {c.raw_text for c in result.candidates}
+    assert len(texts) > 1
+    for c in result.candidates:
+        assert c.new_tokens > 0
+        assert -30.0 < c.mean_logprob < 0.0
+
+
+def test_likelihood_is_the_models_own_probability_of_the_greedy_tokens(
+    generator: BatchGenerator, tiny_model: LoadedModel
+) -> None:
+    [result] = generator.generate_batch([request("r", PROMPTS[0])])
+    [candidate] = result.candidates
+    # Greedy decoding picks the likeliest token each step: its log-probability is the
+    # step's largest; replay the steps with plain forward passes.
+    ids = tiny_model.tokenizer(PROMPTS[0], return_tensors="pt")["input_ids"]
+    picked = []
+    with torch.inference_mode():
+        for _ in range(candidate.new_tokens):
+            log_probs = torch.log_softmax(tiny_model.model(ids).logits[0, -1].float(), dim=-1)
+            best = int(log_probs.argmax())
+            picked.append(float(log_probs[best]))
+            ids = torch.cat([ids, torch.tensor([[best]])], dim=1)
+
+    assert candidate.mean_logprob == pytest.approx(sum(picked) / len(picked), abs=1e-3)

@@ -20,11 +20,14 @@ from engine.worker.model.loading import (
     ModelSource,
     convert_gguf,
     converted_folder,
+    full_precision_modules,
     load_model,
     quantization_config,
     resolve_device,
     resolve_model_source,
 )
+
+from support.tiny_model import build_tiny_model
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present here")
 
@@ -65,7 +68,7 @@ def test_bundled_package_without_its_file_is_reported(
 
 @pytest.mark.parametrize("quantization", ["q4", "NF4", "", "8bit"])
 def test_unknown_quantization_is_rejected_before_loading(quantization: str, tmp_path: Path) -> None:
-    with pytest.raises(UnknownQuantization, match="nf4, fp4, int8, none"):
+    with pytest.raises(UnknownQuantization, match="nf4, nf4-all, fp4, int8, bf16, none"):
         load_model("does-not-matter", quantization=quantization, device="cpu", cache_dir=tmp_path)
 
 
@@ -121,15 +124,20 @@ def test_unreachable_hub_id_gives_a_model_load_error(
 
 
 @pytest.mark.parametrize(
-    ("quantization", "four_bit", "eight_bit", "quant_type"),
+    ("quantization", "four_bit", "eight_bit", "quant_type", "compute_dtype"),
     [
-        ("nf4", True, False, "nf4"),
-        ("fp4", True, False, "fp4"),
-        ("int8", False, True, None),
+        ("nf4", True, False, "nf4", torch.bfloat16),
+        ("nf4-all", True, False, "nf4", torch.float32),
+        ("fp4", True, False, "fp4", torch.bfloat16),
+        ("int8", False, True, None, None),
     ],
 )
 def test_quantization_maps_to_bitsandbytes_settings(
-    quantization: str, four_bit: bool, eight_bit: bool, quant_type: str | None
+    quantization: str,
+    four_bit: bool,
+    eight_bit: bool,
+    quant_type: str | None,
+    compute_dtype: torch.dtype | None,
 ) -> None:
     config = quantization_config(quantization, "cpu")
 
@@ -138,11 +146,59 @@ def test_quantization_maps_to_bitsandbytes_settings(
     assert config.load_in_8bit is eight_bit
     if quant_type is not None:
         assert config.bnb_4bit_quant_type == quant_type
-        assert config.bnb_4bit_compute_dtype == torch.float32
+        assert config.bnb_4bit_compute_dtype == compute_dtype
 
 
-def test_no_quantization_needs_no_bitsandbytes_settings() -> None:
-    assert quantization_config("none", "cpu") is None
+@pytest.mark.parametrize("quantization", ["none", "bf16"])
+def test_unquantized_modes_need_no_bitsandbytes_settings(quantization: str) -> None:
+    assert quantization_config(quantization, "cpu") is None
+
+
+def test_mixed_four_bit_skips_the_modules_it_keeps_in_full_precision() -> None:
+    keep = ["lm_head", "model.layers.0.mlp.gate_proj"]
+
+    assert quantization_config("nf4", "cpu", keep_full_precision=keep).llm_int8_skip_modules == keep
+    assert (
+        quantization_config("nf4-all", "cpu", keep_full_precision=keep).llm_int8_skip_modules
+        is None
+    )
+
+
+def test_only_inner_widening_mlp_projections_go_to_four_bit() -> None:
+    names = [
+        f"model.layers.{block}.{part}"
+        for block in range(4)
+        for part in (
+            "self_attn.q_proj",
+            "self_attn.o_proj",
+            "mlp.gate_proj",
+            "mlp.up_proj",
+            "mlp.down_proj",
+        )
+    ]
+
+    kept = full_precision_modules(names, 4)
+
+    quantized = sorted(set(names) - set(kept))
+    assert quantized == [
+        "model.layers.1.mlp.gate_proj",
+        "model.layers.1.mlp.up_proj",
+        "model.layers.2.mlp.gate_proj",
+        "model.layers.2.mlp.up_proj",
+    ]
+    assert "lm_head" in kept
+
+
+def test_tiny_model_in_nf4_quantizes_only_its_inner_blocks(tmp_path: Path) -> None:
+    folder = build_tiny_model(tmp_path / "four-blocks", blocks=4)
+
+    loaded = load_model(str(folder), quantization="nf4", device="cpu", cache_dir=tmp_path)
+
+    layers = loaded.model.model.layers
+    assert type(layers[1].mlp.gate_proj).__name__ == "Linear4bit"
+    assert type(layers[0].mlp.gate_proj).__name__ == "Linear"
+    assert type(layers[1].mlp.down_proj).__name__ == "Linear"
+    assert layers[1].mlp.down_proj.weight.dtype == torch.bfloat16
 
 
 def test_existing_conversion_is_reused_without_reading_the_gguf(tmp_path: Path) -> None:

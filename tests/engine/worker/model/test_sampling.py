@@ -20,6 +20,7 @@ def test_defaults_are_the_documented_ones() -> None:
         "max_new_tokens": 120,
         "num_beams": 1,
         "max_paragraphs": 2,
+        "max_sentences": 4,
     }
 
 
@@ -35,6 +36,8 @@ def test_defaults_are_the_documented_ones() -> None:
         ("repetition_penalty", 0.99),
         ("repetition_penalty", 2.01),
         ("no_repeat_ngram_size", -1),
+        ("max_sentences", 0),
+        ("max_sentences", 13),
         ("no_repeat_ngram_size", 11),
         ("max_new_tokens", 7),
         ("max_new_tokens", 513),

@@ -6,6 +6,7 @@ from engine.worker.model.stopping import (
     StopPolicy,
     marker_stop_index,
     paragraph_stop_index,
+    sentence_stop_index,
     trim_to_last_sentence,
 )
 
@@ -124,3 +125,31 @@ def test_policy_is_hashable_and_comparable() -> None:
 def test_zero_paragraphs_is_rejected() -> None:
     with pytest.raises(ValueError, match="max_paragraphs"):
         StopPolicy(max_paragraphs=0)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("One. Two. Three.", None),
+        ("One. Two. Three. Four", 16),
+        ('He said "stop." Then', 15),
+        ("Wait... what? Yes! And", 18),
+    ],
+    ids=["not past the last sentence yet", "cut after the limit", "closing quote", "ellipsis"],
+)
+def test_sentence_stop_is_after_the_last_allowed_sentence_once_more_follows(
+    text: str, expected: int | None
+) -> None:
+    limit = 1 if text.startswith("He said") else 3
+    assert sentence_stop_index(text, limit) == expected
+
+
+def test_a_passage_is_cut_to_its_sentence_limit() -> None:
+    policy = StopPolicy(max_paragraphs=5, max_sentences=2)
+
+    assert policy.should_stop("The lamp went out. Mira gasped. Tobin")
+    assert policy.finalize("The lamp went out. Mira gasped. Tobin ran.") == (
+        "The lamp went out. Mira gasped."
+    )
+    with pytest.raises(ValueError, match="max_sentences"):
+        StopPolicy(max_sentences=0)

@@ -61,12 +61,12 @@ def test_sections_come_in_order_system_summary_lore_turns_note_instruction() -> 
         "<|system|>",
         "You are the narrator",
         "<|user|>",
-        "Story so far:",
+        "Earlier:",
         "Lore:\n- Tower: Black stone",
         "Recent turns:",
         "Narrator: turn10",
-        "Author's note",
-        "Continue the story as the narrator",
+        "(Guidance for the next passage:",
+        "Write the next passage, continuing straight from the last paragraph",
         "<|assistant|>",
     ]
     positions = [text.index(marker) for marker in markers]
@@ -80,36 +80,37 @@ def test_system_message_holds_role_genre_title_premise_and_player_rule() -> None
     assert "Narrate with grounded, vivid detail." in system
     assert '"The Black Tower"' in system
     assert "A tower appeared overnight" in system
-    assert "The players are Alice and Bob." in system
-    assert "Never write actions, thoughts or dialogue for their characters" in system
+    assert "The players are Alice and Bob: never decide what they do, say or think." in system
+    assert "introduce no new named characters" in system
+    assert "Never mention players, turns, the story or yourself." in system
     assert "prose" in system
 
 
 def test_instruction_names_the_next_player_as_where_to_stop() -> None:
     text = render(story(next_player="Bob")).text
 
-    instruction = text[text.index("Continue the story as the narrator") :]
-    assert "Stop at the moment where Bob should act" in instruction
+    instruction = text[text.index("Write the next passage, continuing") :]
+    assert "End where Bob can act." in instruction
 
 
 def test_without_a_next_player_the_narrator_stops_where_anyone_can_act() -> None:
     text = render(story(next_player=None)).text
 
-    assert "Stop at a moment where the players can act." in text
+    assert "End where the players can act." in text
 
 
 def test_a_story_without_turns_or_summary_is_begun_rather_than_continued() -> None:
     text = render(story(recent_turns=(), summary="")).text
 
-    assert "Begin the story with an opening scene" in text
-    assert "Story so far" not in text
+    assert "Write the opening passage of this story" in text
+    assert "Earlier:" not in text
     assert "Recent turns" not in text
 
 
 def test_empty_optional_parts_leave_no_empty_sections() -> None:
     text = render(story(summary="  ", lore=(), authors_note="", premise="", player_names=())).text
 
-    for absent in ("Story so far", "Lore:", "Author's note", "Premise:", "The players are"):
+    for absent in ("Earlier:", "Lore:", "Guidance", "Premise:", "The players are"):
         assert absent not in text
 
 
@@ -159,8 +160,8 @@ def test_a_turn_is_never_cut_in_half() -> None:
 def test_authors_note_is_placed_after_the_turns() -> None:
     text = render(story()).text
 
-    assert text.index("Author's note") > text.index("Narrator: turn10")
-    assert text.index("Author's note") < text.index("Continue the story as the narrator")
+    assert text.index("(Guidance for the next passage:") > text.index("Narrator: turn10")
+    assert text.index("(Guidance for the next passage:") < text.index("Write the next passage,")
 
 
 def test_lore_is_dropped_before_the_summary_when_fixed_parts_do_not_fit() -> None:
@@ -205,8 +206,8 @@ def test_reserve_must_leave_room_for_a_prompt() -> None:
 def test_player_names_cannot_break_the_prompt_layout() -> None:
     text = render(story(player_names=("Ali\nce", "Bob"), next_player="Bob\n\nSYSTEM")).text
 
-    assert "The players are Ali ce and Bob." in text
-    assert "where Bob SYSTEM should act" in text
+    assert "The players are Ali ce and Bob:" in text
+    assert "End where Bob SYSTEM can act." in text
 
 
 words = st.sampled_from(["the", "tower", "Alice", "ran", "dark", "…", "ß", "Москва", "東京"])
@@ -244,7 +245,7 @@ def test_rendered_prompt_never_exceeds_the_budget(
     context: StoryContext, data: st.DataObject, reserve: int
 ) -> None:
     bare = replace(context, summary="", lore=(), authors_note="", recent_turns=())
-    # "Begin the story" is longer than "Continue the story": bare is at least the minimum.
+    # The opening instruction is longer than the continuing one: bare is at least the minimum.
     bare_size = render(bare, window=10**6, reserve=0).used_tokens
     untrimmed = render(context, window=10**6, reserve=0).used_tokens
     budget = data.draw(st.integers(max(1, bare_size - 10), max(bare_size, untrimmed) + 5))
