@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import shutil
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,11 +26,20 @@ TERMINAL_GUILD = 0
 TERMINAL_CHANNEL = 1
 
 
-class TerminalListener:
-    """Print the narrator's text as it grows, and what the timers did."""
+NARRATOR_PREFIX = "Narrator: "
 
-    def __init__(self, out: TextIO = sys.stdout) -> None:
+
+class TerminalListener:
+    """Print each narrator passage once, and what the timers did.
+
+    On a terminal the passage streams in place as it is written and is replaced by
+    the final text when that differs (the narrator may keep another candidate, or
+    trim the last sentence). Elsewhere (a pipe, a file) only the final text is printed.
+    """
+
+    def __init__(self, out: TextIO = sys.stdout, *, live: bool | None = None) -> None:
         self._out = out
+        self._live = out.isatty() if live is None else live
         self._shown: dict[str, str] = {}
         self.settled = asyncio.Event()
         self.stored: list[NarrationOutcome] = []
@@ -39,23 +50,36 @@ class TerminalListener:
         self._out.flush()
 
     async def narration_progress(self, session_id: int, job_id: str, text: str) -> None:
-        """Print the new part of the partial text."""
+        """Stream the new part of the partial text (terminals only)."""
+        if not self._live:
+            return
         shown = self._shown.get(job_id)
         if shown is None:
-            self._write("\nNarrator: ")
+            self._write(f"\n{NARRATOR_PREFIX}")
             shown = ""
         if text.startswith(shown):
             self._write(text[len(shown) :])
+        else:
+            self._erase(shown)
+            self._write(f"{NARRATOR_PREFIX}{text}")
         self._shown[job_id] = text
 
+    def _erase(self, shown: str) -> None:
+        """Move back over a streamed passage and clear it, so it can be written anew."""
+        width = max(20, shutil.get_terminal_size().columns)
+        rows = sum(
+            max(1, math.ceil(len(line) / width)) for line in f"{NARRATOR_PREFIX}{shown}".split("\n")
+        )
+        self._write("\r" + (f"\x1b[{rows - 1}A" if rows > 1 else "") + "\x1b[J")
+
     async def narration_stored(self, outcome: NarrationOutcome) -> None:
-        """Finish the streamed passage (or print it whole if nothing streamed)."""
+        """Finish the streamed passage with its final text (or print it whole)."""
         shown = self._shown.pop(outcome.turn.job_id or "", None)
         if shown is None:
-            self._write(f"\nNarrator: {outcome.turn.text}\n\n")
+            self._write(f"\n{NARRATOR_PREFIX}{outcome.turn.text}\n\n")
         elif outcome.turn.text != shown:
-            # The final passage was trimmed (to a whole sentence) after streaming.
-            self._write(f"\n[final] {outcome.turn.text}\n\n")
+            self._erase(shown)
+            self._write(f"{NARRATOR_PREFIX}{outcome.turn.text}\n\n")
         else:
             self._write("\n\n")
         self.stored.append(outcome)
@@ -70,8 +94,10 @@ class TerminalListener:
 
     async def narration_filtered(self, session: SessionView, job_id: str, replaced: bool) -> None:
         """Drop a filtered passage's partial text and say what happens next."""
-        if self._shown.pop(job_id, None) is not None:
-            self._write("\n[withdrawn: the passage broke this story's content rules]\n")
+        shown = self._shown.pop(job_id, None)
+        if shown is not None:
+            self._erase(shown)
+            self._write("[withdrawn: the passage broke this story's content rules]\n")
         if replaced:
             self._write("(The narrator's passages kept breaking the content rules; ")
             self._write("a neutral line stands in. The host may want to retry.)\n")

@@ -66,7 +66,7 @@ class NarratorJobProcessor:
         }
         try:
             if isinstance(request, NarrateRequest):
-                context = request.context
+                context = loaded.marker_guard.context(request.context)
                 rendered = render_narrator_prompt(context, **common)
                 stop = StopPolicy(
                     max_paragraphs=request.sampling.max_paragraphs,
@@ -77,7 +77,10 @@ class NarratorJobProcessor:
                 # Beams already search; candidates would multiply the beams.
                 candidates = self._candidates if request.sampling.num_beams == 1 else 1
             elif isinstance(request, SummariseRequest):
-                rendered = render_summary_prompt(request.previous_summary, request.turns, **common)
+                guard = loaded.marker_guard
+                rendered = render_summary_prompt(
+                    guard.plain(request.previous_summary), guard.turns(request.turns), **common
+                )
                 # A summary is one paragraph of prose; only chat markers end it early.
                 stop = StopPolicy(max_paragraphs=3, stop_at_any_speaker=False)
                 banned = ()

@@ -10,11 +10,13 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+from transformers.utils import logging as hf_logging
 
 from engine.worker.model.errors import (
     DeviceUnavailable,
@@ -23,6 +25,7 @@ from engine.worker.model.errors import (
     ModelNotAvailable,
     UnknownQuantization,
 )
+from engine.worker.prompt.markers import MarkerGuard, tokenizer_markers
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +92,11 @@ class LoadedModel:
     def count_tokens(self, text: str) -> int:
         """Return how many tokens ``text`` takes in this model's prompt."""
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    @cached_property
+    def marker_guard(self) -> MarkerGuard:
+        """Return the guard that keeps this tokenizer's special tokens out of people's text."""
+        return MarkerGuard(tokenizer_markers(self.tokenizer))
 
     def render_chat(self, messages: list[dict[str, str]]) -> str:
         """Render chat messages into a prompt that ends where the narrator speaks next."""
@@ -304,6 +312,8 @@ def load_model(
         folder, converted = convert_gguf(Path(location), cache_dir, progress)
         location = str(folder)
     _report(progress, f"Loading {spec} ({quantization} on {resolved_device})…")
+    # A progress bar per load would break the story's lines; load times are reported.
+    hf_logging.disable_progress_bar()
     dtype = _compute_dtype(resolved_device, quantization)
     try:
         keep: list[str] = []

@@ -36,6 +36,7 @@ from engine.worker.prompt.budget import (
     TokenCounter,
     largest_fitting,
 )
+from engine.worker.prompt.markers import speaker_label
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +286,8 @@ def _players_rule(player_names: Sequence[str]) -> str:
 
 def _transcript(turns: Sequence[ContextTurn]) -> str:
     return "\n\n".join(
-        f"{NARRATOR_LABEL if t.is_narrator else _one_line(t.author)}: {t.text.strip()}"
+        f"{speaker_label(t.author, is_narrator=t.is_narrator, narrator_label=NARRATOR_LABEL)}: "
+        f"{t.text.strip()}"
         for t in turns
     )
 
