@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
     text,
 )
@@ -301,7 +302,11 @@ class Turn(Base):
 
 
 class TurnAlternative(Base):
-    """An earlier version of a narrator turn, kept when the turn is retried."""
+    """Another version of a narrator turn, earlier or spare.
+
+    An earlier version is kept when the turn is retried; a spare is a runner-up
+    candidate of the same job, not shown yet, which a retry uses without generating.
+    """
 
     __tablename__ = "turn_alternatives"
 
@@ -309,6 +314,7 @@ class TurnAlternative(Base):
     turn_id: Mapped[int] = mapped_column(ForeignKey("turns.id", ondelete="CASCADE"), index=True)
     text: Mapped[str] = mapped_column(Text)
     job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    spare: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())
 
     turn: Mapped[Turn] = relationship(back_populates="alternatives")

@@ -117,7 +117,13 @@ class NarratorCoordinator:
         return {**preset_sampling, **rules.config.sampling}
 
     async def request(self, request: NarrationRequest) -> int:
-        """Enqueue a narrator job and return its queue position (0 when deferred)."""
+        """Enqueue a narrator job and return its queue position (0 when deferred).
+
+        A retry first uses a spare passage the previous job left (a runner-up
+        candidate that still passes the rules): it is stored at once, and no job runs.
+        """
+        if request.retry_of_turn is not None and await self._use_spare(request):
+            return 0
         rules, context = await self._contexts.narrator_job(
             request.session_id, retry_of_turn=request.retry_of_turn
         )
@@ -158,6 +164,30 @@ class NarratorCoordinator:
         except QueueError as exc:
             await self._give_up(request.session_id, request.job_id, str(exc))
             raise NarratorBusy(f"The narrator is unavailable: {exc}") from exc
+
+    async def _use_spare(self, request: NarrationRequest) -> bool:
+        """Store a retried turn's spare passage for the request; False when there is none."""
+        assert request.retry_of_turn is not None
+        ledger = self._service.ledger
+        while spare := await ledger.spare_passage(request.session_id, request.retry_of_turn):
+            spare_id, text = spare
+            _, policy = await self._rules(request.session_id)
+            if not policy.check(text, TextKind.NARRATION).allowed:
+                # The server's rules changed since it was kept: it can never be used.
+                await ledger.drop_spare(request.session_id, spare_id)
+                continue
+            outcome = await ledger.record_narration(
+                request.session_id, request.job_id, text, spare_id=spare_id
+            )
+            if outcome is None:
+                return False
+            log.info(
+                "narrator retry answered with a spare passage",
+                extra={"story_id": request.session_id, "job_id": request.job_id},
+            )
+            await self._listener.narration_stored(outcome)
+            return True
+        return False
 
     async def _give_up(self, session_id: int, job_id: str, reason: str) -> None:
         self._job_rules.pop(job_id, None)
@@ -254,13 +284,25 @@ class NarratorCoordinator:
             text, replaced = NEUTRAL_PASSAGE, True
         self._regenerations.pop(event.session_id, None)
         self._hidden.discard(event.job_id)
-        outcome = await self._service.ledger.record_narration(event.session_id, event.job_id, text)
+        spares = () if replaced else self._allowed_spares(event, policy)
+        outcome = await self._service.ledger.record_narration(
+            event.session_id, event.job_id, text, spares=spares
+        )
         await self._queue.ack(event)
         if outcome is not None and not outcome.duplicate:
             if replaced:
                 await self._listener.narration_filtered(outcome.session, event.job_id, True)
             await self._listener.narration_stored(outcome)
             await self._maybe_summarise(event.session_id, rules)
+
+    @staticmethod
+    def _allowed_spares(event: JobCompleted, policy: ContentPolicy) -> tuple[str, ...]:
+        """Return the job's runner-up passages that pass the story's rules."""
+        offered = event.meta.get("alternatives")
+        if not isinstance(offered, list):
+            return ()
+        cleaned = (strip_control_characters(t).strip() for t in offered if isinstance(t, str))
+        return tuple(t for t in cleaned if t and policy.check(t, TextKind.NARRATION).allowed)
 
     async def _handle_failure(self, event: JobFailed) -> None:
         if event.kind == "summarise":

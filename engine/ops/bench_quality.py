@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from engine.ops.quality_set import QualityStory, load_held_out, load_story_set
+from engine.queue.interfaces import GeneratedText
 from engine.queue.jobs import GenerationJob
 from engine.settings import Settings
 from engine.worker.model.generator import BatchGenerator
@@ -266,7 +267,7 @@ def _passages(
         outcomes = dict(processor(jobs, lambda _job, _text: None))
         for story, job in zip(stories, jobs, strict=True):
             outcome = outcomes[job.job_id]
-            text = outcome if isinstance(outcome, str) else ""
+            text = outcome.text if isinstance(outcome, GeneratedText) else ""
             check = check_passage(text, Scene.of(story.context()))
             checks.append(check)
             if seed == seeds[0]:

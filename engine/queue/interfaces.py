@@ -11,7 +11,17 @@ from engine.queue.jobs import GenerationJob, JobEvent
 
 ProgressCallback = Callable[[str, str], None]
 """Called from the processor's thread with (job_id, partial text)."""
-BatchOutcome = tuple[str, str | Exception]
+
+
+@dataclass(frozen=True)
+class GeneratedText:
+    """A job's text, with the runners-up a story may use instead (best first)."""
+
+    text: str
+    alternatives: tuple[str, ...] = ()
+
+
+BatchOutcome = tuple[str, GeneratedText | str | Exception]
 """(job_id, final text or the exception that ended this job)."""
 BatchProcessor = Callable[[list[GenerationJob], ProgressCallback], Sequence[BatchOutcome]]
 """Generate text for a batch of jobs; runs in a worker thread, never on the event loop."""

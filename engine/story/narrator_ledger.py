@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -81,9 +82,19 @@ class NarratorLedger:
         return await self._store.transaction(work)
 
     async def record_narration(
-        self, session_id: int, job_id: str, text: str
+        self,
+        session_id: int,
+        job_id: str,
+        text: str,
+        *,
+        spares: Sequence[str] = (),
+        spare_id: int | None = None,
     ) -> NarrationOutcome | None:
-        """Store the narrator's passage for a job; repeated deliveries change nothing."""
+        """Store the narrator's passage for a job; repeated deliveries change nothing.
+
+        ``spares`` are the job's runner-up passages, kept as unseen versions of the turn;
+        ``spare_id`` says ``text`` is such a spare of the retried turn, used now.
+        """
 
         async def work(db: AsyncSession) -> NarrationOutcome | None:
             existing = await repo.turn_by_job(db=db, job_id=job_id)
@@ -102,6 +113,11 @@ class NarratorLedger:
                 turn = await repo.get_turn(db=db, session_id=story.id, number=retry_of)
                 if turn is None:
                     return None
+                if spare_id is not None:
+                    used = next((a for a in turn.alternatives if a.id == spare_id), None)
+                    if used is None or not used.spare:
+                        return None  # already used by a concurrent retry
+                    turn.alternatives.remove(used)
                 turn.alternatives.append(TurnAlternative(text=turn.text, job_id=turn.job_id))
                 turn.text = text
                 turn.job_id = job_id
@@ -122,6 +138,7 @@ class NarratorLedger:
                 )
                 db.add(turn)
                 story.turn_count = turn.number
+            turn.alternatives.extend(TurnAlternative(text=spare, spare=True) for spare in spares)
             story.narrator_job_id = None
             story.narrator_retry_turn = None
             if story.status == SessionStatus.ACTIVE and loaded.current is not None:
@@ -147,6 +164,26 @@ class NarratorLedger:
                 return NarrationOutcome(
                     session=SessionView.of(story_row), turn=TurnView.of(existing), duplicate=True
                 )
+
+    async def spare_passage(self, session_id: int, number: int) -> tuple[int, str] | None:
+        """Return the id and text of a narrator turn's first unused spare version, if any."""
+        async with self._store.sessions() as db:
+            turn = await repo.get_turn(db=db, session_id=session_id, number=number)
+            if turn is None or turn.kind != TurnKind.NARRATOR:
+                return None
+            spares = sorted((a for a in turn.alternatives if a.spare), key=lambda a: a.id)
+            return (spares[0].id, spares[0].text) if spares else None
+
+    async def drop_spare(self, session_id: int, spare_id: int) -> None:
+        """Forget a spare version that may no longer be shown."""
+
+        async def work(db: AsyncSession) -> None:
+            await self._store.load(db, session_id=session_id)  # the story's lock
+            spare = await db.get(TurnAlternative, spare_id)
+            if spare is not None and spare.spare:
+                await db.delete(spare)
+
+        await self._store.transaction(work)
 
     async def regenerate_narration(self, session_id: int, job_id: str) -> NarrationRequest | None:
         """Replace a pending narrator job whose text was filtered by a new job for the same turn."""
@@ -194,6 +231,7 @@ class NarratorLedger:
             chosen = turn.alternatives[index]
             chosen.text, turn.text = turn.text, chosen.text
             chosen.job_id, turn.job_id = turn.job_id, chosen.job_id
+            chosen.spare = False  # it now holds the version that was shown
             await db.flush()
             return TurnView.of(turn)
 

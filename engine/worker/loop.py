@@ -10,10 +10,9 @@ import time
 
 from engine.protocol.errors import JobRejected
 from engine.queue.errors import QueueClosed, QueueUnavailable
-from engine.queue.interfaces import BatchProcessor, Delivery, WorkerQueue
+from engine.queue.interfaces import BatchProcessor, Delivery, GeneratedText, WorkerQueue
 
 log = logging.getLogger(__name__)
-
 
 
 class WorkerLoop:
@@ -124,12 +123,18 @@ class WorkerLoop:
             await self._publish(delivery, outcomes.get(delivery.job.job_id), meta)
 
     async def _publish(
-        self, delivery: Delivery, outcome: str | Exception | None, meta: dict[str, object]
+        self,
+        delivery: Delivery,
+        outcome: GeneratedText | str | Exception | None,
+        meta: dict[str, object],
     ) -> None:
         if isinstance(outcome, str):
-            await self._queue.complete(
-                delivery, outcome, {**meta, "delivery_count": delivery.delivery_count}
-            )
+            outcome = GeneratedText(outcome)
+        if isinstance(outcome, GeneratedText):
+            extra: dict[str, object] = {"delivery_count": delivery.delivery_count}
+            if outcome.alternatives:
+                extra["alternatives"] = list(outcome.alternatives)
+            await self._queue.complete(delivery, outcome.text, {**meta, **extra})
         elif outcome is None:
             await self._queue.fail(delivery, "the batch processor returned no text for this job")
         else:

@@ -7,7 +7,7 @@ from typing import Any, assert_never
 
 from engine.protocol.errors import JobRejected
 from engine.protocol.requests import NarrateRequest, SummariseRequest
-from engine.queue.interfaces import BatchOutcome, ProgressCallback
+from engine.queue.interfaces import BatchOutcome, GeneratedText, ProgressCallback
 from engine.queue.jobs import GenerationJob
 from engine.telemetry.metrics import count_generated_tokens
 from engine.worker.model.generator import BatchGenerator, GenerationRequest, GenerationResult
@@ -19,8 +19,10 @@ from engine.worker.rerank.reranker import rank_candidates
 log = logging.getLogger(__name__)
 
 
-DEFAULT_CANDIDATES = 4
 DEFAULT_RESAMPLE_ROUNDS = 2
+# Runners-up sent back with a passage: a retry or the versions menu can use them
+# without generating again.
+MAX_ALTERNATIVES = 2
 
 
 class EmptyGeneration(RuntimeError):
@@ -102,7 +104,7 @@ class NarratorJobProcessor:
         self, jobs: list[GenerationJob], on_progress: ProgressCallback
     ) -> list[BatchOutcome]:
         """Process one batch of jobs; each gets its text or the exception that ended it."""
-        outcomes: dict[str, str | Exception] = {}
+        outcomes: dict[str, GeneratedText | str | Exception] = {}
         requests: list[GenerationRequest] = []
         for job in jobs:
             try:
@@ -155,7 +157,9 @@ class NarratorJobProcessor:
         return self._seed + 7919 * round_number
 
     @staticmethod
-    def _outcome(result: GenerationResult, scene: Scene | None) -> str | Exception | None:
+    def _outcome(
+        result: GenerationResult, scene: Scene | None
+    ) -> GeneratedText | str | Exception | None:
         """Return the job's text or error; None when every candidate was junk."""
         if result.finish_reason == "error":
             return RuntimeError("generation failed")
@@ -166,4 +170,5 @@ class NarratorJobProcessor:
         ranked = rank_candidates(result.candidates, scene)
         if not ranked:
             return None
-        return ranked[0].text
+        spares = tuple(p.text for p in ranked[1 : 1 + MAX_ALTERNATIVES] if p.check.usable)
+        return GeneratedText(ranked[0].text, spares)

@@ -13,6 +13,7 @@ from engine.protocol import (
     StoryContext,
     SummariseRequest,
 )
+from engine.queue.interfaces import GeneratedText
 from engine.queue.jobs import GenerationJob
 from engine.worker.model.generator import BatchGenerator, Candidate, GenerationResult
 from engine.worker.processor import EmptyGeneration, NarratorJobProcessor
@@ -58,7 +59,9 @@ def test_batch_of_narrations_and_a_summary_each_get_text(processor: NarratorJobP
     jobs = [narrate("a"), narrate("b", "Dusk", cooler), summary]
     outcomes = dict(processor(jobs, lambda job_id, text: progress.append((job_id, text))))
     assert set(outcomes) == {"a", "b", "s"}
-    assert all(isinstance(o, str) and o.strip() for o in outcomes.values()), outcomes
+    assert isinstance(outcomes["a"], GeneratedText) and outcomes["a"].text.strip()
+    assert isinstance(outcomes["b"], GeneratedText) and outcomes["b"].text.strip()
+    assert isinstance(outcomes["s"], str) and outcomes["s"].strip()  # a summary: plain text
     assert progress and all(text for _, text in progress)
     assert {job_id for job_id, _ in progress} <= {"a", "b"}  # summaries do not stream
 
@@ -78,7 +81,7 @@ def test_job_whose_prompt_can_never_fit_is_rejected_without_retry(
     outcomes = dict(processor(jobs, lambda *_: None))
     assert isinstance(outcomes["big"], JobRejected)
     assert str(outcomes["big"]).startswith("cannot build the prompt")
-    assert isinstance(outcomes["ok"], str)  # the rest of the batch is generated
+    assert isinstance(outcomes["ok"], GeneratedText)  # the rest of the batch is generated
 
 
 class ScriptedGenerator(BatchGenerator):
@@ -124,8 +127,25 @@ def test_best_of_n_keeps_the_candidate_that_stays_in_the_scene(narrator_tiny_mod
 
     outcomes = dict(processor([narrate("a")], lambda *_: None))
 
-    assert outcomes["a"] == IN_SCENE
+    assert outcomes["a"] == GeneratedText(IN_SCENE)  # the off-scene runner-up is no spare
     assert generator.seen == [(3, 1)]
+
+
+ALSO_IN_SCENE = (
+    "Tom watched the dragon's breath fog the doorway Mira had opened, and the old door "
+    "shivered as the great beast shifted in its sleep."
+)
+
+
+def test_usable_runners_up_come_back_as_spares_best_first(narrator_tiny_model) -> None:  # type: ignore[no-untyped-def]
+    generator = ScriptedGenerator(
+        narrator_tiny_model, [[IN_SCENE, "(silence)", ELSEWHERE, ALSO_IN_SCENE]]
+    )
+    processor = NarratorJobProcessor(generator, seed=1, candidates=4)
+
+    outcomes = dict(processor([narrate("a")], lambda *_: None))
+
+    assert outcomes["a"] == GeneratedText(IN_SCENE, (ALSO_IN_SCENE,))
 
 
 def test_only_junk_candidates_are_sampled_again_with_a_fresh_seed(narrator_tiny_model) -> None:  # type: ignore[no-untyped-def]
@@ -136,7 +156,7 @@ def test_only_junk_candidates_are_sampled_again_with_a_fresh_seed(narrator_tiny_
 
     outcomes = dict(processor([narrate("a")], lambda *_: None))
 
-    assert outcomes["a"] == ELSEWHERE
+    assert outcomes["a"] == GeneratedText(ELSEWHERE)
     assert len(generator.seen) == 2
     assert generator.seen[0][1] != generator.seen[1][1]
 
