@@ -13,11 +13,7 @@ from engine.telemetry.metrics import count_generated_tokens
 from engine.worker.model.generator import BatchGenerator, GenerationRequest, GenerationResult
 from engine.worker.model.stopping import StopPolicy
 from engine.worker.prompt.render import render_narrator_prompt, render_summary_prompt
-from engine.worker.rerank.passage_checks import (
-    Scene,
-    known_capitalised_words,
-    talks_about_the_game_or_lists,
-)
+from engine.worker.rerank.passage_checks import Scene, talks_about_the_game_or_lists
 from engine.worker.rerank.reranker import rank_candidates
 
 log = logging.getLogger(__name__)
@@ -80,9 +76,6 @@ class NarratorJobProcessor:
                     player_names=context.player_names,
                 )
                 banned = request.banned_phrases
-                known = known_capitalised_words(
-                    Scene.of(context, max_new_tokens=request.sampling.max_new_tokens)
-                )
                 # Beams already search; candidates would multiply the beams.
                 candidates = self._candidates if request.sampling.num_beams == 1 else 1
             elif isinstance(request, SummariseRequest):
@@ -94,7 +87,6 @@ class NarratorJobProcessor:
                 stop = StopPolicy(max_paragraphs=3, stop_at_any_speaker=False)
                 banned = ()
                 candidates = 1
-                known = None
             else:
                 assert_never(request)
         except ValueError as exc:  # PromptTooLargeError among others: a retry fails alike
@@ -106,7 +98,6 @@ class NarratorJobProcessor:
             stop=stop,
             banned_phrases=banned,
             candidates=candidates,
-            known_words=known,
         )
 
     def __call__(

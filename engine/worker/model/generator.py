@@ -17,7 +17,6 @@ from engine.worker.model.logits_processors import (
     BannedPhrases,
     BannedPhrasesProcessor,
     ContinuationNoRepeatNGram,
-    NewNamePenalty,
     TokenVocabulary,
 )
 from engine.worker.model.stopping import StopPolicy
@@ -29,9 +28,6 @@ FinishReason = Literal["stop", "length", "error"]
 PartialCallback = Callable[[str, str], None]
 _REPLACEMENT_CHAR = "\ufffd"  # a multi-byte character whose bytes are not all generated yet
 _BANNED_CACHE_SIZE = 64
-# Logits taken from a capitalised word the story does not know (about a 20-fold lower
-# chance): enough to steer small models off invented names (README, "Best of n").
-NEW_NAME_PENALTY = 6.0
 
 
 @dataclass(frozen=True)
@@ -44,8 +40,6 @@ class GenerationRequest:
     stop: StopPolicy
     banned_phrases: tuple[str, ...] = ()
     candidates: int = 1
-    # With known words, capitalised words outside them (new names) are discouraged.
-    known_words: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -187,14 +181,6 @@ class BatchGenerator:
         banned = BannedPhrasesProcessor([self._banned_phrases(r.banned_phrases) for r in requests])
         if not banned.is_empty:
             processors.append(banned)
-        if any(r.known_words is not None for r in requests):
-            processors.append(
-                NewNamePenalty(
-                    self._token_vocabulary(),
-                    [r.known_words for r in requests],
-                    NEW_NAME_PENALTY,
-                )
-            )
         criteria = StopPolicyCriteria(
             tokenizer,
             prompt_length,
@@ -273,17 +259,14 @@ class BatchGenerator:
         cache.batch_repeat_interleave(copies)
         return cache
 
-    def _token_vocabulary(self) -> TokenVocabulary:
-        if self._vocabulary is None:
-            self._vocabulary = TokenVocabulary.from_tokenizer(self.loaded.tokenizer)
-        return self._vocabulary
-
     def _banned_phrases(self, phrases: tuple[str, ...]) -> BannedPhrases | None:
         if not phrases:
             return None
         compiled = self._banned.get(phrases)
         if compiled is None:
-            compiled = BannedPhrases(self._token_vocabulary(), phrases)
+            if self._vocabulary is None:
+                self._vocabulary = TokenVocabulary.from_tokenizer(self.loaded.tokenizer)
+            compiled = BannedPhrases(self._vocabulary, phrases)
             if len(self._banned) >= _BANNED_CACHE_SIZE:
                 del self._banned[next(iter(self._banned))]
             self._banned[phrases] = compiled

@@ -176,11 +176,6 @@ class TokenVocabulary:
     def __len__(self) -> int:
         return len(self._bytes)
 
-    @property
-    def token_bytes(self) -> Sequence[bytes]:
-        """Return the bytes each token writes (special tokens as a line break)."""
-        return self._bytes
-
     def bytes_of(self, token_ids: Iterable[int]) -> bytes:
         """Return the bytes that ``token_ids`` write, in order."""
         size = len(self._bytes)
@@ -334,79 +329,3 @@ class ContinuationNoRepeatNGram(LogitsProcessor):
                 if tokens[start : start + n - 1] == context:
                     mask[row, tokens[start + n - 1]] = True
         return scores.masked_fill(mask, -float("inf"))  # type: ignore[return-value]
-
-
-_LEADING = b" \n\t\"'("
-_LETTERS = re.compile(rb"[A-Za-z]+")
-_WORD_TAIL = re.compile(rb"[A-Za-z]+$")
-
-
-class NewNamePenalty(LogitsProcessor):
-    """Lower, per request, tokens that would write a capitalised word the story lacks.
-
-    Small models invent names freely. For each row, the likeliest ``top_k`` tokens are
-    checked against the request's known words (the story's own names and common
-    sentence openers): a token that starts a capitalised word, or continues one, so
-    that the word is no longer the beginning of a known word loses ``penalty``. A
-    soft penalty, not a ban: a new name the story needs can still be written.
-    """
-
-    def __init__(
-        self,
-        vocabulary: TokenVocabulary,
-        known: Sequence[frozenset[str] | None],
-        penalty: float,
-        *,
-        top_k: int = 40,
-    ) -> None:
-        self._vocabulary = vocabulary
-        self._prefixes = [None if words is None else _prefixes_of(words) for words in known]
-        self._penalty = penalty
-        self._top_k = top_k
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        """Subtract the penalty from the top tokens that would write an unknown name."""
-        rows_per_request = _rows_per_request(int(input_ids.shape[0]), len(self._prefixes))
-        k = min(self._top_k, int(scores.shape[-1]))
-        top = torch.topk(scores, k, dim=-1).indices.tolist()
-        tails = input_ids[:, -6:].tolist()
-        token_bytes = self._vocabulary.token_bytes
-        penalised: list[tuple[int, int]] = []
-        for row, candidates in enumerate(top):
-            prefixes = self._prefixes[min(row // rows_per_request, len(self._prefixes) - 1)]
-            if prefixes is None:
-                continue
-            tail = self._vocabulary.bytes_of(tails[row])
-            in_progress = match.group(0) if (match := _WORD_TAIL.search(tail)) else b""
-            for token_id in candidates:
-                data = token_bytes[token_id] if token_id < len(token_bytes) else b""
-                word = _word_after(in_progress, data)
-                if word and word[:1].isupper() and word not in prefixes:
-                    penalised.append((row, token_id))
-        if not penalised:
-            return scores
-        rows, ids = zip(*penalised, strict=True)
-        scores = scores.clone()  # type: ignore[assignment]
-        scores[list(rows), list(ids)] -= self._penalty
-        return scores
-
-
-def _prefixes_of(words: Iterable[str]) -> frozenset[bytes]:
-    found: set[bytes] = set()
-    for word in words:
-        data = word.encode("utf-8")
-        found.update(data[:end] for end in range(1, len(data) + 1))
-    return frozenset(found)
-
-
-def _word_after(in_progress: bytes, token: bytes) -> bytes:
-    """Return the capitalised-or-not word a token writes or continues ("" for none)."""
-    if not token:
-        return b""
-    stripped = token.lstrip(_LEADING)
-    letters = _LETTERS.match(stripped)
-    if len(stripped) != len(token):  # it starts a new word
-        return letters.group(0) if letters else b""
-    if letters is None:
-        return b""
-    return in_progress + letters.group(0) if in_progress else letters.group(0)

@@ -77,7 +77,6 @@ _COMMON_CAPITALISED = frozenset(
     wait look listen come run quick help careful behold alas
     """.split()
 )
-COMMON_OPENERS = frozenset(w.capitalize() for w in _COMMON_CAPITALISED) | {"I"}
 _STOPWORDS = _COMMON_CAPITALISED | frozenset(
     """
     said says say like just into onto there their they them then than that this these
@@ -90,11 +89,6 @@ _STOPWORDS = _COMMON_CAPITALISED | frozenset(
     head voice face moment little long first last next right left turned turn
     """.split()
 )
-
-
-def known_capitalised_words(scene: Scene) -> frozenset[str]:
-    """Return the capitalised words a passage of this scene may start: its own and openers."""
-    return scene.name_forms | COMMON_OPENERS
 
 
 def words(text: str) -> list[str]:
@@ -128,7 +122,6 @@ class Scene:
     prompt_ngrams: frozenset[tuple[str, ...]]
     earlier_passages: tuple[str, ...] = ()
     min_words: int = MIN_WORDS
-    name_forms: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, context: StoryContext, *, max_new_tokens: int | None = None) -> Scene:
@@ -165,7 +158,6 @@ class Scene:
             *(turn.text for turn in context.recent_turns),
         ]
         known = {_key(w) for text in everything for w in words(text)}
-        forms = {w for text in everything for w in words(text) if w[:1].isupper()}
         player_text = " ".join(turn.text for turn in recent if not turn.is_narrator)
         prompt_tokens = [w.casefold() for w in words(f"{context.premise} {player_text}")]
         earlier = tuple(turn.text for turn in context.recent_turns if turn.is_narrator)
@@ -175,7 +167,6 @@ class Scene:
             known_words=frozenset(known),
             prompt_ngrams=frozenset(_ngrams(prompt_tokens, _OVERLAP_N)),
             earlier_passages=earlier,
-            name_forms=frozenset(forms),
             min_words=MIN_WORDS
             if max_new_tokens is None
             else max(2, min(MIN_WORDS, max_new_tokens // 3)),

@@ -7,8 +7,6 @@ from engine.worker.model.loading import LoadedModel
 from engine.worker.model.logits_processors import (
     BannedSequencesProcessor,
     ContinuationNoRepeatNGram,
-    NewNamePenalty,
-    TokenVocabulary,
     banned_token_sequences,
     phrase_variants,
 )
@@ -99,33 +97,3 @@ def test_no_repeat_ngram_looks_at_the_continuation_only(
     scores = processor(input_ids, torch.zeros(1, VOCAB))  # type: ignore[arg-type]
 
     assert blocked_tokens(scores) == [sorted(blocked)]
-
-
-# Token ids:        0        1      2       3      4      5      6      7       8
-NAME_VOCABULARY = [b" Mira", b" M", b"ira", b" Am", b"ar", b" The", b" the", b"Am", b" Ira"]
-
-
-def penalised_tokens(tail: list[int], known: frozenset[str] | None) -> set[int]:
-    vocabulary = TokenVocabulary(NAME_VOCABULARY)
-    processor = NewNamePenalty(vocabulary, [known], 5.0, top_k=len(NAME_VOCABULARY))
-    scores = torch.zeros((1, len(NAME_VOCABULARY)))
-    out = processor(torch.tensor([[6, *tail]]), scores)
-    return {i for i in range(len(NAME_VOCABULARY)) if out[0, i] < 0}
-
-
-def test_new_capitalised_words_are_penalised_and_known_ones_are_not() -> None:
-    penalised = penalised_tokens([], frozenset({"Mira", "The"}))
-
-    # " Am" and " Ira" start unknown names; " M" may still become "Mira", and "Am"
-    # only continues the lower-case word before it.
-    assert penalised == {3, 8}
-
-
-def test_a_known_name_cannot_be_continued_into_an_unknown_one() -> None:
-    # After " M": "ira" makes "Mira" (known); "ar" would make "Mar".
-    assert penalised_tokens([1], frozenset({"Mira"})) >= {4}
-    assert 2 not in penalised_tokens([1], frozenset({"Mira"}))
-
-
-def test_requests_without_known_words_are_left_alone() -> None:
-    assert penalised_tokens([], None) == set()
