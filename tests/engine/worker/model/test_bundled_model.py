@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
+import torch
 
 from engine.protocol.sampling import SamplingSettings
 from engine.worker.model.generator import BatchGenerator, GenerationRequest
@@ -66,3 +67,29 @@ def test_second_load_uses_the_cached_conversion(
     assert not again.converted
     assert again.source == bundled_nf4.source
     assert "Converting" not in caplog.text
+
+
+def test_a_gguf_file_path_loads_like_the_bundled_name(
+    bundled_nf4: LoadedModel, bundled_cache_dir: Path
+) -> None:
+    from engine.worker.model.loading import bundled_gguf_path
+
+    by_path = load_model(
+        str(bundled_gguf_path()), quantization="nf4", device="cpu", cache_dir=bundled_cache_dir
+    )
+
+    assert by_path.source == bundled_nf4.source  # the same cached conversion
+    assert not by_path.converted
+
+
+def test_default_nf4_keeps_all_but_the_inner_widening_projections_in_bf16(
+    bundled_nf4: LoadedModel,
+) -> None:
+    layers = bundled_nf4.model.model.layers
+    middle = layers[len(layers) // 2]
+
+    assert type(middle.mlp.gate_proj).__name__ == "Linear4bit"
+    assert type(middle.mlp.up_proj).__name__ == "Linear4bit"
+    for kept in (middle.mlp.down_proj, middle.self_attn.q_proj, layers[0].mlp.gate_proj):
+        assert type(kept).__name__ == "Linear"
+        assert kept.weight.dtype == torch.bfloat16
