@@ -116,7 +116,9 @@ class _CountingGenerator(BatchGenerator):
         super().__init__(loaded, max_batch_size=max_batch_size)
         self._stop_rules = stop_rules
         self._lock = threading.Lock()
-        self._results: dict[str, GenerationResult] = {}
+        # Tokens per request over every round: a job whose candidates were all junk is
+        # sampled again, and those tokens were generated too.
+        self._tokens: dict[str, int] = {}
 
     def generate_batch(
         self,
@@ -125,20 +127,21 @@ class _CountingGenerator(BatchGenerator):
         *,
         seed: int | None = None,
     ) -> list[GenerationResult]:
-        """Generate as the base class does and keep the results."""
+        """Generate as the base class does and count the tokens of each request."""
         if not self._stop_rules:
             requests = [replace(r, stop=_without_stop_rules(r.stop)) for r in requests]
         results = super().generate_batch(requests, on_partial, seed=seed)
         with self._lock:
             for result in results:
-                self._results[result.request_id] = result
+                self._tokens[result.request_id] = (
+                    self._tokens.get(result.request_id, 0) + result.new_tokens
+                )
         return results
 
     def new_tokens(self, request_id: str) -> int:
         """Return how many tokens were generated for a request (0 if none yet)."""
         with self._lock:
-            result = self._results.get(request_id)
-        return result.new_tokens if result is not None else 0
+            return self._tokens.get(request_id, 0)
 
 
 def _without_stop_rules(stop: StopPolicy) -> StopPolicy:

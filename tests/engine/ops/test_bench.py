@@ -6,6 +6,7 @@ import pytest
 
 from engine.ops.bench import GenerationBenchReport, benchmark_generation, story_context
 from engine.settings import Settings
+from engine.worker.processor import DEFAULT_RESAMPLE_ROUNDS
 from engine.worker.model.loading import LoadedModel, load_model
 
 from support.tiny_model import build_tiny_model
@@ -48,8 +49,9 @@ async def test_benchmark_reports_every_concurrency_level(
     assert set(report.aggregate_tps) == set(report.speedup) == {2, 4}
     assert all(tps > 0 for tps in report.aggregate_tps.values())
     assert all(speedup > 0 for speedup in report.speedup.values())
-    # Tokens are counted as generated, never more than asked for.
-    assert 0 < report.aggregate_tokens[4] <= 4 * 8
+    # Tokens are counted as generated: at most what was asked for in each sampling
+    # round (a job whose passage was junk is sampled again).
+    assert 0 < report.aggregate_tokens[4] <= 4 * 8 * (1 + DEFAULT_RESAMPLE_ROUNDS)
     assert 0 < report.ttft_while_busy_s <= report.late_job_total_s
     table = report.format()
     assert "| 2 |" in table and "| 4 |" in table
