@@ -6,8 +6,8 @@ import pytest
 
 from engine.ops.bench import GenerationBenchReport, benchmark_generation, story_context
 from engine.settings import Settings
-from engine.worker.processor import DEFAULT_RESAMPLE_ROUNDS
 from engine.worker.model.loading import LoadedModel, load_model
+from engine.worker.processor import DEFAULT_RESAMPLE_ROUNDS
 
 from support.tiny_model import build_tiny_model
 
