@@ -169,9 +169,11 @@ class NarratorCoordinator:
         """Store a retried turn's spare passage for the request; False when there is none."""
         assert request.retry_of_turn is not None
         ledger = self._service.ledger
-        while spare := await ledger.spare_passage(request.session_id, request.retry_of_turn):
-            spare_id, text = spare
-            _, policy = await self._rules(request.session_id)
+        spares = await ledger.spare_passages(request.session_id, request.retry_of_turn)
+        if not spares:
+            return False
+        _, policy = await self._rules(request.session_id)
+        for spare_id, text in spares:
             if not policy.check(text, TextKind.NARRATION).allowed:
                 # The server's rules changed since it was kept: it can never be used.
                 await ledger.drop_spare(request.session_id, spare_id)

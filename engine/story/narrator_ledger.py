@@ -165,14 +165,14 @@ class NarratorLedger:
                     session=SessionView.of(story_row), turn=TurnView.of(existing), duplicate=True
                 )
 
-    async def spare_passage(self, session_id: int, number: int) -> tuple[int, str] | None:
-        """Return the id and text of a narrator turn's first unused spare version, if any."""
+    async def spare_passages(self, session_id: int, number: int) -> list[tuple[int, str]]:
+        """Return the id and text of a narrator turn's unused spare versions, oldest first."""
         async with self._store.sessions() as db:
             turn = await repo.get_turn(db=db, session_id=session_id, number=number)
             if turn is None or turn.kind != TurnKind.NARRATOR:
-                return None
-            spares = sorted((a for a in turn.alternatives if a.spare), key=lambda a: a.id)
-            return (spares[0].id, spares[0].text) if spares else None
+                return []
+            # The relationship is ordered by id: the runner-up ranked best comes first.
+            return [(a.id, a.text) for a in turn.alternatives if a.spare]
 
     async def drop_spare(self, session_id: int, spare_id: int) -> None:
         """Forget a spare version that may no longer be shown."""

@@ -93,8 +93,6 @@ class BatchGenerator:
         self._vocabulary: TokenVocabulary | None = None
         # Servers keep the same banned list from job to job: compile each list once.
         self._banned: dict[tuple[str, ...], BannedPhrases] = {}
-        self._logprobs = _TokenLogprobs()
-        loaded.model.register_forward_hook(self._logprobs.hook, with_kwargs=True)
 
     def count_tokens(self, text: str) -> int:
         """Return how many tokens ``text`` takes in this model's prompt."""
@@ -145,8 +143,6 @@ class BatchGenerator:
             )
             seconds = time.perf_counter() - started
             return [GenerationResult(r.request_id, "", "", 0, "error", seconds) for r in requests]
-        finally:
-            self._logprobs.clear()
 
     def _run_generate(
         self,
@@ -191,17 +187,22 @@ class BatchGenerator:
             else self._progress_hook(requests, on_partial),
             progress_every=self.partial_every,
         )
-        logprobs = self._logprobs.start(int(input_ids.shape[0]))
-        with torch.inference_mode():
-            output = model.generate(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                pad_token_id=tokenizer.pad_token_id,
-                logits_processor=processors,
-                stopping_criteria=StoppingCriteriaList([criteria]),
-                **kwargs,
-                **extra,
-            )
+        # Hooked for this call only: generators sharing one model never stack hooks.
+        logprobs = _TokenLogprobs(int(input_ids.shape[0]))
+        hook = model.register_forward_hook(logprobs.hook, with_kwargs=True)
+        try:
+            with torch.inference_mode():
+                output = model.generate(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    pad_token_id=tokenizer.pad_token_id,
+                    logits_processor=processors,
+                    stopping_criteria=StoppingCriteriaList([criteria]),
+                    **kwargs,
+                    **extra,
+                )
+        finally:
+            hook.remove()
         row_logprobs = logprobs.finish(output[:, -1])
         seconds = time.perf_counter() - started
         rows = output[:, prompt_length:].tolist()
@@ -340,22 +341,11 @@ class _TokenLogprobs:
     next step, the token that was picked from them.
     """
 
-    def __init__(self) -> None:
-        self._rows: list[list[float]] | None = None
+    def __init__(self, rows: int) -> None:
+        self._rows: list[list[float]] = [[] for _ in range(rows)]
         self._last: torch.Tensor | None = None
 
-    def start(self, rows: int) -> _TokenLogprobs:
-        self._rows = [[] for _ in range(rows)]
-        self._last = None
-        return self
-
-    def clear(self) -> None:
-        self._rows = None
-        self._last = None
-
     def hook(self, _module: Any, _args: Any, kwargs: dict[str, Any], output: Any) -> None:
-        if self._rows is None:
-            return
         logits = getattr(output, "logits", None)
         if logits is None or logits.shape[0] != len(self._rows):
             return
@@ -367,12 +357,11 @@ class _TokenLogprobs:
     def finish(self, last_tokens: torch.Tensor) -> list[list[float]]:
         if self._last is not None:
             self._append(last_tokens)
-        rows = self._rows or []
-        self.clear()
-        return rows
+            self._last = None
+        return self._rows
 
     def _append(self, tokens: torch.Tensor) -> None:
-        assert self._last is not None and self._rows is not None
+        assert self._last is not None
         picked = self._last.gather(1, tokens.to(self._last.device)[:, None]).squeeze(1)
         for row, value in enumerate(picked.tolist()):
             self._rows[row].append(value)
