@@ -25,7 +25,7 @@ from engine.safety.flood import FloodLimits, flood_filters
 from engine.safety.normalization import normalize
 from engine.safety.verdict import TextKind, Verdict
 from engine.safety.word_matching import WordList
-from engine.safety.wordlists import builtin_words
+from engine.safety.wordlists import INNOCENT_AFTER, builtin_words
 
 if TYPE_CHECKING:
     # Only for the annotation: the rating is a StrEnum, so its plain value is used at
@@ -39,7 +39,7 @@ DEFAULT_MAX_CHARS = 4000
 
 @functools.cache
 def _builtin_word_list(rating: str) -> WordList:
-    return WordList(builtin_words(rating))
+    return WordList(builtin_words(rating), innocent_after=INNOCENT_AFTER)
 
 
 class ContentPolicy:

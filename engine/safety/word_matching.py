@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import logging
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from engine.safety.characters import is_spaceless_char, is_word_char
@@ -54,9 +54,21 @@ class ListedTerm:
 
 
 class WordList:
-    """Match a list of words and phrases against normalised text."""
+    """Match a list of words and phrases against normalised text.
 
-    def __init__(self, entries: Iterable[str]) -> None:
+    ``innocent_after`` maps a listed one-word term to the words after which it has an
+    innocent sense ("sex" after "other" or "either" means gender): a term written
+    plainly right after one of them is not a match.
+    """
+
+    def __init__(
+        self,
+        entries: Iterable[str],
+        innocent_after: Mapping[str, Collection[str]] | None = None,
+    ) -> None:
+        self._innocent_after = {
+            key: frozenset(words) for key, words in (innocent_after or {}).items()
+        }
         self.terms: tuple[ListedTerm, ...] = tuple(
             term for entry in entries if (term := compile_term(entry)) is not None
         )
@@ -81,15 +93,15 @@ class WordList:
         if not self.terms:
             return None
         plain = _words(normalized, leet=False)
-        sequences = [[_plain_alternatives(word) for _, _, word in plain]]
+        sequences = [([_plain_alternatives(word) for _, _, word in plain], plain)]
         if any(char.isdigit() or char in _LEET_SYMBOLS for char in normalized):
             leet_words = _words(normalized, leet=True)
-            sequences.append([_leet_alternatives(word) for _, _, word in leet_words])
+            sequences.append(([_leet_alternatives(word) for _, _, word in leet_words], leet_words))
             spellings = [plain, leet_words]
         else:
             spellings = [plain]
-        for sequence in sequences:
-            if (term := self._match_sequence(sequence)) is not None:
+        for sequence, written in sequences:
+            if (term := self._match_sequence(sequence, written)) is not None:
                 return term
         for words in spellings:
             for joined in _joined_single_characters(normalized, words):
@@ -97,16 +109,30 @@ class WordList:
                     return term
         return self._match_spaceless(normalized)
 
-    def _match_sequence(self, sequence: Sequence[WordAlternatives]) -> ListedTerm | None:
+    def _match_sequence(
+        self, sequence: Sequence[WordAlternatives], written: Sequence[Word]
+    ) -> ListedTerm | None:
         for index, alternatives in enumerate(sequence):
             for word in alternatives:
                 for form, term in self._by_first.get(word, ()):
-                    if _rest_matches(form, term.prefix, sequence, index):
+                    if _rest_matches(form, term.prefix, sequence, index) and not (
+                        self._innocent(term, written, index)
+                    ):
                         return term
                 for stem, term in self._stems:
                     if word.startswith(stem):
                         return term
         return None
+
+    def _innocent(self, term: ListedTerm, written: Sequence[Word], index: int) -> bool:
+        """Whether the term, written plainly at ``index``, follows a word of its innocent sense."""
+        after = self._innocent_after.get(term.key)
+        return (
+            after is not None
+            and index > 0
+            and written[index][2] == term.key
+            and written[index - 1][2] in after
+        )
 
     def _match_word(self, alternatives: WordAlternatives) -> ListedTerm | None:
         for word in alternatives:

@@ -48,10 +48,11 @@ def test_every_hostile_text_is_due_at_everyone_and_stricter_ratings_are_a_subset
     assert {entry.category for entry in texts} >= {"slur", "insult", "flood"}
 
 
-def test_at_everyone_at_most_three_in_a_thousand_clean_sentences_are_refused(
+def test_at_everyone_at_most_three_in_a_thousand_clean_sentences_and_passages_are_refused(
     figures: dict[str, RatingFigures],
 ) -> None:
     assert figures["everyone"].sentences_refused_percent <= 0.3
+    assert len(figures["everyone"].passages_refused) <= 3
     for rating in ("teen", "mature"):
         assert figures[rating].sentences_refused == []
         assert figures[rating].passages_refused == []

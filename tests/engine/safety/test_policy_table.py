@@ -165,6 +165,14 @@ CASES = [
     case("The old king was stupid.", EVERYONE, None, "narration-one-insult"),
     case("The stupid, ridiculous king.", EVERYONE, "classifier", "narration-stacked-insults"),
     case("The grimoire snapped shut.", EVERYONE, None, "passage-grimoire", NARRATION),
+    # "sex" meaning gender, as older prose uses it, and the word meant otherwise.
+    case("to recommend themselves to the other sex", EVERYONE, None, "sex-as-gender-other"),
+    case("no young person of either sex", EVERYONE, None, "sex-as-gender-either"),
+    case("he would please all her sex", EVERYONE, None, "sex-as-gender-possessive"),
+    case("they had sex", EVERYONE, "builtin_word", "sex-meant-otherwise"),
+    case("a compliment to the sex", EVERYONE, "builtin_word", "sex-after-the-stays-refused"),
+    case("all her s3x", EVERYONE, "builtin_word", "sex-disguised-after-innocent-word"),
+    case("all her sexxx", EVERYONE, "builtin_word", "sex-stretched-after-innocent-word"),
     # Floods, refused at every rating (more in test_flood.py).
     case("\U0001f409" * 7, MATURE, "emoji_flood", "seven-dragon-emoji"),
     case("x" * 70, TEEN, "repeated_characters", "seventy-x"),
