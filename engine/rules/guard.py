@@ -6,11 +6,13 @@ import logging
 from dataclasses import dataclass
 from functools import lru_cache
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from engine.errors import TurnRejected
+from engine.errors import OperatorError, TurnRejected
 from engine.rules.guild_config import GuildConfig
 from engine.safety import ContentPolicy, FloodLimits, ProfanityClassifier, TextKind, Verdict
+from engine.safety.storable import REPLACEMENT, without_unstorable
 from engine.telemetry.metrics import FILTER_DECISIONS
 from storage.models import ContentRating, ModerationEvent, ViolationAction
 
@@ -96,22 +98,33 @@ class ContentGuard:
             raise ContentRefused(verdict, kind, where, text)
 
     async def record_refusal(self, refused: ContentRefused) -> None:
-        """Store the audit record of a refusal (in its own transaction)."""
+        """Store the audit record of a refusal (in its own transaction).
+
+        The refusal itself matters more than its record: when the record cannot be
+        stored, the operator reads why in the log and the player still hears the reason.
+        """
         detail = (
             f"{refused.kind.value}: matched {refused.verdict.matched or '-'}; {refused.excerpt}"
         )
-        await self.record(
-            refused.where, refused.verdict.rule or "unknown", ViolationAction.REFUSED, detail
-        )
+        rule = refused.verdict.rule or "unknown"
+        try:
+            await self.record(refused.where, rule, ViolationAction.REFUSED, detail)
+        except (SQLAlchemyError, OperatorError):
+            log.exception("could not store the audit record of a %s refusal", rule)
 
     async def record_rate_limit(self, limited: RateLimited) -> None:
-        """Store the audit record of a rate-limited action."""
-        await self.record(limited.where, limited.rule, ViolationAction.RATE_LIMITED, str(limited))
+        """Store the audit record of a rate-limited action (a failure is logged, as above)."""
+        try:
+            await self.record(
+                limited.where, limited.rule, ViolationAction.RATE_LIMITED, str(limited)
+            )
+        except (SQLAlchemyError, OperatorError):
+            log.exception("could not store the audit record of a %s rate limit", limited.rule)
 
     async def record(
         self, where: Where, rule: str, action: ViolationAction, detail: str = ""
     ) -> None:
-        """Store one audit record."""
+        """Store one audit record; characters no database can store are shown as U+FFFD."""
         FILTER_DECISIONS.labels(rule, action.value).inc()
         log.info(
             "filter %s %s in guild %s channel %s by %s",
@@ -130,6 +143,8 @@ class ContentGuard:
                     user_id=where.user_id,
                     rule=rule[:100],
                     action=action.value,
-                    detail=detail,
+                    # The excerpt is the refused text itself: it may hold the very NUL
+                    # byte or broken character it was refused for.
+                    detail=without_unstorable(detail, replacement=REPLACEMENT),
                 )
             )

@@ -20,6 +20,7 @@ from engine.actors import Actor
 from engine.errors import InvalidSetting, PermissionDenied
 from engine.rules.genres import get_preset, validate_sampling
 from engine.safety.flood import FloodLimits
+from engine.safety.storable import find_unstorable, unstorable_reason
 from storage import repositories as repo
 from storage.models import ContentRating, GuildSettings, NarratorCadence
 
@@ -131,6 +132,13 @@ def _explain(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def _refuse_unstorable(changes: dict[str, Any]) -> None:
+    """Refuse a text setting holding a character no database can store (see engine.safety)."""
+    for name, value in changes.items():
+        if isinstance(value, str) and (found := find_unstorable(value)) is not None:
+            raise InvalidSetting(unstorable_reason(f"The setting {name}", found))
+
+
 def is_moderator(actor: Actor, config: GuildConfig) -> bool:
     """Tell whether the actor has moderator powers on this server."""
     return actor.is_moderator or (
@@ -169,6 +177,7 @@ class GuildConfigService:
             unknown = sorted(set(changes) - set(GuildConfig.model_fields))
             if unknown:
                 raise InvalidSetting(f"Unknown setting(s): {', '.join(unknown)}.")
+            _refuse_unstorable(changes)
             try:
                 updated = GuildConfig(**{**current.model_dump(), **changes})
             except ValidationError as exc:

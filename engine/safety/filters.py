@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from engine.safety.classifier import ProfanityClassifier
+from engine.safety.storable import find_unstorable, unstorable_reason
 from engine.safety.verdict import TextKind, Verdict
 from engine.safety.word_matching import ListedTerm, WordList
 
@@ -16,7 +17,8 @@ log = logging.getLogger(__name__)
 
 ALL_KINDS = frozenset(TextKind)
 # Table talk is the players' own chat beside the story: the bot neither stores it in
-# the story nor posts it, so only what it says (words, classifier) is checked.
+# the story nor posts it, so only what it says (words, classifier) is checked, and
+# that it can be stored at all (it is kept for export).
 STORY_KINDS = ALL_KINDS - {TextKind.TABLE_TALK}
 
 # Markup limits for story text (see MarkupFilter).
@@ -43,6 +45,34 @@ class Filter(Protocol):
     def triggered_on(self, context: FilterContext) -> Verdict:
         """Return a refusal if the text breaks this rule, else ``Verdict.ok()``."""
         ...
+
+
+# How a refusal names the text it refuses, by where the text comes from.
+_FIELD_NAMES = {
+    TextKind.TURN: "Your turn",
+    TextKind.TABLE_TALK: "Your message",
+    TextKind.LORE: "The lore entry",
+    TextKind.TITLE: "The title",
+    TextKind.PREMISE: "The premise",
+    TextKind.AUTHORS_NOTE: "The author's note",
+    TextKind.NARRATION: "The passage",
+}
+
+
+class StorableTextFilter:
+    """Refuse NUL bytes and broken surrogates: no database can store them."""
+
+    rule = "unstorable_character"
+    kinds = ALL_KINDS
+
+    def triggered_on(self, context: FilterContext) -> Verdict:
+        """Refuse the first character that cannot be stored, naming the kind of text."""
+        found = find_unstorable(context.text)
+        if found is None:
+            return Verdict.ok()
+        return Verdict.refuse(
+            self.rule, unstorable_reason(_FIELD_NAMES[context.kind], found), matched=str(found)
+        )
 
 
 class EmptyFilter:

@@ -19,6 +19,7 @@ from engine.safety.filters import (
     LengthFilter,
     MarkupFilter,
     MassMentionFilter,
+    StorableTextFilter,
     UserMentionFilter,
 )
 from engine.safety.flood import FloodLimits, flood_filters
@@ -45,7 +46,8 @@ def _builtin_word_list(rating: str) -> WordList:
 class ContentPolicy:
     """Check texts against a content rating and a server's blocked words.
 
-    Filters run cheapest first and the first refusal wins: empty, too long, control
+    Filters run cheapest first and the first refusal wins: characters no database can
+    store (in every kind of text, table talk included), empty, too long, control
     characters, mass mentions, user mentions, markup, the server's blocked words, the
     rating's built-in words, floods (combining marks, repeated words, repeated
     characters, emoji; after the word lists, so that a refusal never spells out a
@@ -67,6 +69,7 @@ class ContentPolicy:
         self._blocked = WordList(blocked_words)
         self._builtin = builtin
         filters: list[Filter] = [
+            StorableTextFilter(),
             EmptyFilter(),
             LengthFilter(max_chars),
             ControlCharacterFilter(),

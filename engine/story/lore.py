@@ -13,6 +13,7 @@ from engine.errors import (
     TurnRejected,
 )
 from engine.safety import TextKind
+from engine.safety.storable import find_unstorable, unstorable_reason
 from engine.story.store import StoryStore
 from engine.story.views import (
     LoreView,
@@ -83,6 +84,9 @@ class LoreBook:
 
     async def remove_lore(self, channel_id: int, actor: Actor, name: str) -> None:
         """Delete a lore entry (its author, the host or a moderator)."""
+        # The name goes into a query: refuse what no database could even be asked about.
+        if (found := find_unstorable(name)) is not None:
+            raise TurnRejected(unstorable_reason("The lore entry's name", found))
 
         async def work(db: AsyncSession) -> None:
             loaded = await self._store.load(db, channel_id=channel_id)
