@@ -10,9 +10,11 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.actors import Actor
+from engine.database import reporting_sessions
 from engine.errors import InvalidSetting, PermissionDenied
 from engine.rules.guard import ContentGuard
 from engine.rules.guild_config import GuildConfig, GuildConfigService, is_moderator
+from engine.safety.storable import find_unstorable, unstorable_reason
 from storage import repositories as repo
 from storage.models import ChannelSettings, ContentRating, ModerationEvent
 
@@ -56,7 +58,7 @@ class ModerationService:
         guard: ContentGuard,
         configs: GuildConfigService | None = None,
     ) -> None:
-        self._sessions = sessions
+        self._sessions = reporting_sessions(sessions)
         # Shared with the runtime so that its listeners hear of every change of rules.
         self._configs = configs if configs is not None else GuildConfigService(sessions)
         self.guard = guard
@@ -89,6 +91,10 @@ class ModerationService:
     ) -> tuple[str, ...]:
         """Remove words or phrases from the server's list and return the whole list."""
         config = await self._require_moderator(guild_id, actor)
+        for word in words:
+            # Never on the list (validate_blocked_word refuses them), and not to be echoed.
+            if (found := find_unstorable(word)) is not None:
+                raise InvalidSetting(unstorable_reason("A blocked word", found))
         gone = {w.strip().casefold() for w in words}
         missing = sorted(gone - {w.casefold() for w in config.blocked_words})
         if missing:

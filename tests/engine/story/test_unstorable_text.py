@@ -148,6 +148,19 @@ async def test_a_server_setting_with_unstorable_text_is_refused(
 
 
 @pytest.mark.parametrize("bad", list(BAD.values()), ids=list(BAD))
+async def test_blocked_words_with_unstorable_text_are_refused_without_echoing_them(
+    service: StoryService, config_service: GuildConfigService, bad: str
+) -> None:
+    moderation = ModerationService(service.store.sessions, service.guard, config_service)
+    await moderation.add_blocked_words(GUILD, MOD, ["moonstone"])
+    for change in (moderation.add_blocked_words, moderation.remove_blocked_words):
+        with pytest.raises(InvalidSetting) as refused:
+            await change(GUILD, MOD, [f"moon{bad}stone"])
+        assert bad not in str(refused.value)
+    assert await moderation.blocked_words(GUILD, MOD) == ("moonstone",)
+
+
+@pytest.mark.parametrize("bad", list(BAD.values()), ids=list(BAD))
 async def test_a_display_name_loses_its_unstorable_characters_and_the_player_still_plays(
     service: StoryService, config_service: GuildConfigService, bad: str
 ) -> None:
