@@ -14,6 +14,7 @@ from engine.export import ExportService
 from engine.export.importer import import_story
 from engine.narrator.context_builder import StoryContextBuilder
 from engine.narrator.coordinator import NarrationListener, NarratorCoordinator
+from engine.narrator.supervisor import NarrationSupervisor
 from engine.ops.database_admin import migrate
 from engine.ops.metrics_sampler import OperationsSampler, count_database_errors
 from engine.queue.factory import open_inspector, open_queue, open_worker_queue
@@ -52,6 +53,7 @@ class StoryRuntime:
     contexts: StoryContextBuilder
     queue: JobQueue
     narrator: NarratorCoordinator
+    supervisor: NarrationSupervisor
     timers: TurnTimeoutScheduler
     throttles: Throttles
     moderation: ModerationService
@@ -107,6 +109,13 @@ class StoryRuntime:
             contexts=contexts,
             queue=queue,
             narrator=narrator,
+            supervisor=NarrationSupervisor(
+                narrator,
+                story.queries,
+                interval_s=settings.narrator_check_interval_s,
+                max_requeues=settings.narrator_requeues,
+                deadline_s=settings.narrator_deadline_s,
+            ),
             timers=timers,
             throttles=throttles,
             moderation=ModerationService(factory, story.guard, configs),
@@ -128,7 +137,9 @@ class StoryRuntime:
                 )
             narrator.start()
             timers.start()
-            await narrator.resume_pending()
+            # Narrations a previous process promised but never queued, at once.
+            await runtime.supervisor.sweep(startup=True)
+            runtime.supervisor.start()
             if settings.metrics_port is not None:
                 runtime._serve_metrics(settings, factory, queue_limits or {})
         except BaseException:
@@ -156,6 +167,7 @@ class StoryRuntime:
     async def close(self) -> None:
         """Stop background work and release connections."""
         await self.timers.stop()
+        await self.supervisor.stop()
         await self.narrator.stop()
         if self._worker is not None:
             self._worker.stop()

@@ -47,6 +47,25 @@ class Settings(BaseSettings):
         le=16,
         description="Narrator passages sampled in one batch per turn; the reranker keeps the best",
     )
+    narrator_check_interval_s: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="How often the bot checks that every pending narration has a live job",
+    )
+    narrator_requeues: int = Field(
+        3,
+        ge=0,
+        le=20,
+        description="Times a narration whose job the queue lost is queued again before "
+        "the turn goes back to the players",
+    )
+    narrator_deadline_s: float = Field(
+        600.0,
+        ge=10,
+        le=86400,
+        description="Longest wait for a narrator passage before the turn goes back to the players",
+    )
     cache_dir: Path = Field(
         default_factory=_default_cache_dir,
         description="Where converted models are cached",

@@ -57,6 +57,17 @@ async def narrator_job_of(*, db: AsyncSession, session_id: int) -> str | None:
     return (await db.execute(query)).scalar_one_or_none()
 
 
+async def pending_narrations(*, db: AsyncSession) -> Sequence[tuple[int, str, int | None]]:
+    """Return (session id, narrator job id, retried turn) of every story waiting for its narrator."""
+    query = (
+        select(StorySession.id, StorySession.narrator_job_id, StorySession.narrator_retry_turn)
+        .where(StorySession.narrator_job_id.is_not(None))
+        .order_by(StorySession.id)
+    )
+    rows = (await db.execute(query)).all()
+    return [(row[0], row[1], row[2]) for row in rows if row[1] is not None]
+
+
 async def get_open_session_in_channel(
     *, db: AsyncSession, channel_id: int, for_update: bool = False
 ) -> StorySession | None:

@@ -11,7 +11,7 @@ from engine.errors import StoryError
 from engine.narrator.context_builder import StoryContextBuilder
 from engine.protocol.requests import NarrateRequest, SummariseRequest
 from engine.protocol.sampling import SamplingSettings
-from engine.queue.errors import QueueError, QueueFull, SessionBusy
+from engine.queue.errors import QueueError, QueueFull, QueueUnavailable, SessionBusy
 from engine.queue.interfaces import JobQueue
 from engine.queue.jobs import GenerationJob, JobCompleted, JobEvent, JobFailed, JobProgress
 from engine.rules.genres import get_preset
@@ -43,7 +43,21 @@ def parse_summary_job_id(job_id: str) -> int | None:
 
 
 class NarratorBusy(StoryError):
-    """The queue is full; the user is told their position and to try again."""
+    """The queue refused the job; the turn went back to the players (``session``, if known)."""
+
+    def __init__(self, message: str, session: SessionView | None = None) -> None:
+        super().__init__(message)
+        self.session = session
+
+
+class NarratorDelayed(NarratorBusy):
+    """The queue is unreachable; the narration stays pending and is queued when it is back."""
+
+
+DELAYED_MESSAGE = (
+    "The narrator cannot be reached right now. Your turn is saved; the narrator will "
+    "continue as soon as it is back, or the turn comes back to you."
+)
 
 
 class NarrationListener(Protocol):
@@ -77,8 +91,10 @@ class NarratorCoordinator:
         self._contexts = contexts
         self._queue = queue
         self._listener = listener
-        # Narrations waiting for the session's summary job to finish (one job per session).
+        # Narrations waiting for the session's previous or summary job to finish (one job
+        # per session), with the id of the job they wait for.
         self._deferred: dict[int, NarrationRequest] = {}
+        self._blockers: dict[int, str | None] = {}
         self._summary_jobs: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._handling: asyncio.Future[None] | None = None
@@ -141,9 +157,9 @@ class NarratorCoordinator:
         )
         try:
             return await self._queue.enqueue(job)
-        except SessionBusy:
+        except SessionBusy as busy:
             if self._summary_jobs and request.session_id in self._summary_jobs.values():
-                self._deferred[request.session_id] = request
+                self._defer(request, busy.job_id)
                 log.info("session %s: narration waits for its summary job", request.session_id)
                 return 0
             # Already queued earlier (a repeat request for the same pending job).
@@ -152,18 +168,81 @@ class NarratorCoordinator:
                 return position
             # A job this story no longer wants (undone, skipped, ended) is still running:
             # this one follows as soon as that one's result comes back.
-            self._deferred[request.session_id] = request
+            self._defer(request, busy.job_id)
             log.info("session %s: narration waits for the story's previous job", request.session_id)
             return 0
         except QueueFull as exc:
-            await self._give_up(request.session_id, request.job_id, "queue full")
+            session = await self._give_up(request.session_id, request.job_id, "queue full")
             raise NarratorBusy(
                 f"The narrator is busy: {exc.in_flight} stories are waiting. "
-                "The turn is yours again; ask with `continue` in a moment."
+                "The turn is yours again; ask with `continue` in a moment.",
+                session,
             ) from exc
+        except QueueUnavailable as exc:
+            # Nothing is lost: the story stays pending and the supervisor queues the job
+            # again when the queue answers (or hands the turn back after a while). The
+            # queue's address is the operator's business, not the players'.
+            self._job_rules.pop(request.job_id, None)
+            log.warning(
+                "narration not queued now, will retry: %s",
+                exc,
+                extra={"story_id": request.session_id, "job_id": request.job_id},
+            )
+            raise NarratorDelayed(DELAYED_MESSAGE) from exc
         except QueueError as exc:
-            await self._give_up(request.session_id, request.job_id, str(exc))
-            raise NarratorBusy(f"The narrator is unavailable: {exc}") from exc
+            session = await self._give_up(request.session_id, request.job_id, str(exc))
+            raise NarratorBusy(
+                "The narrator cannot take this story now; the turn is yours again. "
+                "Ask with `continue` in a moment.",
+                session,
+            ) from exc
+
+    def _defer(self, request: NarrationRequest, blocker: str | None) -> None:
+        self._deferred[request.session_id] = request
+        self._blockers[request.session_id] = blocker
+
+    async def has_live_job(self, request: NarrationRequest) -> bool:
+        """Tell whether the queue holds the narration's job, or the job it waits behind."""
+        if await self._queue.position(request.job_id) is not None:
+            return True
+        deferred = self._deferred.get(request.session_id)
+        if deferred is None or deferred.job_id != request.job_id:
+            return False
+        blocker = self._blockers.get(request.session_id)
+        return blocker is not None and await self._queue.position(blocker) is not None
+
+    async def requeue(self, request: NarrationRequest) -> bool:
+        """Queue a pending narration's job again under its id (the queue lost it).
+
+        Return False when the queue could not be reached.
+        """
+        self._deferred.pop(request.session_id, None)
+        self._blockers.pop(request.session_id, None)
+        return await self._request_unattended(request)
+
+    async def _request_unattended(self, request: NarrationRequest) -> bool:
+        """Ask for a narration no player is waiting on a reply for (a retry, a re-queue).
+
+        Return False when the queue could not be reached (the narration stays pending).
+        """
+        try:
+            await self.request(request)
+        except NarratorDelayed:
+            return False
+        except NarratorBusy as busy:
+            # Handed back already; nobody is waiting on a reply, so tell the table here.
+            if busy.session is not None:
+                await self._listener.narration_failed(busy.session, str(busy))
+        return True
+
+    async def abandon(self, request: NarrationRequest, reason: str) -> None:
+        """Hand a pending narration's turn back to the players and tell them why."""
+        self._deferred.pop(request.session_id, None)
+        self._blockers.pop(request.session_id, None)
+        self._job_rules.pop(request.job_id, None)
+        session = await self._service.ledger.narration_failed(request.session_id, request.job_id)
+        if session is not None:
+            await self._listener.narration_failed(session, reason)
 
     async def _use_spare(self, request: NarrationRequest) -> bool:
         """Store a retried turn's spare passage for the request; False when there is none."""
@@ -191,24 +270,10 @@ class NarratorCoordinator:
             return True
         return False
 
-    async def _give_up(self, session_id: int, job_id: str, reason: str) -> None:
+    async def _give_up(self, session_id: int, job_id: str, reason: str) -> SessionView | None:
         self._job_rules.pop(job_id, None)
         log.warning("session %s: narration %s not queued (%s)", session_id, job_id, reason)
-        await self._service.ledger.narration_failed(session_id, job_id)
-
-    async def resume_pending(self) -> int:
-        """Re-enqueue narrations a previous process had promised but not queued."""
-        count = 0
-        for session in await self._service.queries.list_sessions():
-            job_id = session.narrator_job_id
-            if job_id is None or await self._queue.position(job_id) is not None:
-                continue
-            with contextlib.suppress(NarratorBusy):
-                await self.request(
-                    NarrationRequest(session.id, job_id, session.narrator_retry_turn)
-                )
-                count += 1
-        return count
+        return await self._service.ledger.narration_failed(session_id, job_id)
 
     async def handle(self, event: JobEvent) -> None:
         """Apply one queue event: store results, report progress and failures, then ack."""
@@ -277,8 +342,7 @@ class NarratorCoordinator:
                 self._hidden.discard(event.job_id)
                 if retry is not None:
                     await self._listener.narration_filtered(session, event.job_id, False)
-                    with contextlib.suppress(NarratorBusy):
-                        await self.request(retry)
+                    await self._request_unattended(retry)
                 return
             await self._service.guard.record(
                 where, verdict.rule or "unknown", ViolationAction.REPLACED, detail
@@ -325,12 +389,12 @@ class NarratorCoordinator:
     async def _release_deferred(self, session_id: int) -> None:
         """Enqueue the narration that waited for this story's previous job, if still wanted."""
         deferred = self._deferred.pop(session_id, None)
+        self._blockers.pop(session_id, None)
         if deferred is None:
             return
         if await self._service.queries.pending_job(session_id) != deferred.job_id:
             return  # cancelled meanwhile
-        with contextlib.suppress(NarratorBusy):
-            await self.request(deferred)
+        await self._request_unattended(deferred)
 
     async def _maybe_summarise(self, session_id: int, rules: StoryRules) -> None:
         """Queue a summary job when old turns no longer fit, under the passage's own rules."""

@@ -32,12 +32,15 @@ class QueueConfig:
     """Consumer name of a worker (default: host, process id and a random suffix)."""
     block_s: float = 1.0
     """Longest single wait on Redis, so close() and stop requests are noticed."""
+    redeliver_s: float = 15.0
+    """How often final events delivered but not acknowledged (their result could not be
+    stored, e.g. while the database was down) are offered again."""
 
     def __post_init__(self) -> None:
         for name in ("max_in_flight", "max_deliveries", "progress_maxlen"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        for name in ("heartbeat_s", "session_slot_ttl_s", "block_s"):
+        for name in ("heartbeat_s", "session_slot_ttl_s", "block_s", "redeliver_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.visibility_timeout_s is not None and self.visibility_timeout_s <= self.heartbeat_s:

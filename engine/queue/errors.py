@@ -19,8 +19,7 @@ class SessionBusy(QueueError):
 
     def __init__(self, session_id: int, job_id: str | None = None) -> None:
         super().__init__(
-            "The narrator is still working on this story; wait for it to finish, "
-            "then try again."
+            "The narrator is still working on this story; wait for it to finish, then try again."
         )
         self.session_id = session_id
         self.job_id = job_id

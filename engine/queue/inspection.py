@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -21,7 +20,13 @@ from engine.queue.config import QueueConfig
 from engine.queue.errors import QueueUnavailable
 from engine.queue.memory_queue import MemoryQueue
 from engine.queue.presence import WorkerPresence, read_presences
-from engine.queue.redis_connection import WORKERS_GROUP, StreamKeys, redact_url
+from engine.queue.redis_connection import (
+    WORKERS_GROUP,
+    StreamKeys,
+    close_redis_client,
+    redact_url,
+    redis_client,
+)
 from engine.queue.stats import QueueStats
 
 
@@ -55,9 +60,7 @@ class RedisQueueInspector(QueueInspector):
         self.url = redact_url(url)
         self.config = config or QueueConfig()
         self._keys = StreamKeys(self.config.key_prefix)
-        self._client = Redis.from_url(
-            url, decode_responses=True, socket_connect_timeout=5.0, socket_timeout=5.0
-        )
+        self._client = redis_client(url, socket_timeout=5.0)
 
     async def stats(self) -> QueueStats:
         """Return the queue's depth, running jobs, oldest job and dead letters."""
@@ -101,7 +104,7 @@ class RedisQueueInspector(QueueInspector):
 
     async def close(self) -> None:
         """Close the connection."""
-        await self._client.aclose()
+        await close_redis_client(self._client)
 
 
 class MemoryQueueInspector(QueueInspector):

@@ -145,12 +145,18 @@ def decode_event(raw: str) -> JobEvent:
             return JobProgress(job_id, session_id, _field(data, "text", str))
         if event_type == "completed":
             return JobCompleted(
-                job_id, session_id, _kind(data), _field(data, "text", str),
+                job_id,
+                session_id,
+                _kind(data),
+                _field(data, "text", str),
                 _field(data, "meta", dict),
             )
         if event_type == "failed":
             return JobFailed(
-                job_id, session_id, _kind(data), _field(data, "reason", str),
+                job_id,
+                session_id,
+                _kind(data),
+                _field(data, "reason", str),
                 _field(data, "dead_lettered", bool),
             )
     except KeyError as missing:

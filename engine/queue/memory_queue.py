@@ -132,7 +132,14 @@ class MemoryQueue(JobQueue, WorkerQueue):
         """Yield progress and final events until the queue is closed."""
         for final in list(self._unacked.values()):
             yield final
+        offered_at = time.monotonic()
         while not self._closed:
+            if time.monotonic() - offered_at >= self.config.redeliver_s:
+                # Events are handled one at a time, so what is still unacknowledged
+                # now could not be stored: offer it again.
+                for final in list(self._unacked.values()):
+                    yield final
+                offered_at = time.monotonic()
             while self._outbox and not self._closed:
                 event = self._outbox.popleft()
                 if not isinstance(event, JobProgress):
@@ -142,7 +149,7 @@ class MemoryQueue(JobQueue, WorkerQueue):
                 self._progress_in_outbox -= 1
                 if event.job_id in self._entries:  # else it finished; its final event follows
                     yield event
-            await self._events_changed.wait(None)
+            await self._events_changed.wait(self.config.redeliver_s if self._unacked else None)
 
     async def ack(self, event: JobEvent) -> None:
         """Acknowledge a stored final event and free its session's slot."""
@@ -275,7 +282,9 @@ class MemoryQueue(JobQueue, WorkerQueue):
         if dead_letter:
             log.warning(
                 "job %s dead-lettered after %d deliveries: %s",
-                job.job_id, entry.delivery_count, reason,
+                job.job_id,
+                entry.delivery_count,
+                reason,
             )
             self._dead_letters.append(DeadLetter(job, reason, entry.delivery_count))
             if self._session_slots.get(job.session_id) == job.job_id:

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from engine.queue.config import QueueConfig
-from engine.queue.redis_connection import StreamKeys
+from engine.queue.redis_connection import StreamKeys, close_redis_client, redis_client
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class WorkerBeacon:
         running_jobs: Callable[[], int] = lambda: 0,
     ) -> None:
         self.config = config or QueueConfig()
-        self._client = Redis.from_url(url, decode_responses=True, socket_connect_timeout=5.0)
+        self._client = redis_client(url)
         self._presence = presence
         self._running_jobs = running_jobs
         self._key = presence_key(StreamKeys(self.config.key_prefix), presence.worker_id)
@@ -153,4 +153,4 @@ class WorkerBeacon:
             await self._client.delete(self._key)
         except (RedisError, OSError) as error:
             log.warning("could not withdraw the worker's heartbeat: %s", error)
-        await self._client.aclose()
+        await close_redis_client(self._client)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -63,6 +65,42 @@ class StreamKeys:
         return f"{self.prefix}:session:{session_id}"
 
 
+def redis_client(
+    url: str, *, decode_responses: bool = True, socket_timeout: float | None = None
+) -> Redis:
+    """Open a Redis client that survives a server restart.
+
+    redis-py's ``from_url`` retries nothing: after Redis restarts, the first command on
+    each pooled connection fails with "Connection closed by server". Retrying connection
+    errors (a few times, backing off up to a second) reconnects instead, and the health
+    check pings connections idle for a while before they are used.
+    """
+    return Redis.from_url(
+        url,
+        decode_responses=decode_responses,
+        socket_connect_timeout=5.0,
+        socket_timeout=socket_timeout,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        health_check_interval=10,
+    )
+
+
+async def close_redis_client(client: Redis) -> None:
+    """Close a client from ``redis_client`` without letting its retries reconnect.
+
+    A blocking read cut short by the close fails with a connection error; with retries
+    still on, it would open a fresh connection that nobody closes.
+    """
+    pool = client.connection_pool
+    # Each connection holds its own copy of the retry policy, read again after each
+    # failure: a call in progress on it stops retrying too.
+    for connection in (*pool._available_connections, *pool._in_use_connections):
+        connection.retry.update_retries(0)
+    pool.connection_kwargs["retry"] = Retry(NoBackoff(), 0)
+    await client.aclose()
+
+
 def redact_url(url: str) -> str:
     """Return the URL with its password replaced by ``***``."""
     scheme, sep, rest = url.partition("://")
@@ -90,7 +128,7 @@ class RedisConnection:
         self.url = redact_url(url)
         self.config = config
         self.keys = StreamKeys(config.key_prefix)
-        self.client = Redis.from_url(url, decode_responses=True, socket_connect_timeout=5.0)
+        self.client = redis_client(url)
         self.enqueue_script = self.client.register_script(redis_scripts.ENQUEUE)
         self.position_script = self.client.register_script(redis_scripts.POSITION)
         self.finish_script = self.client.register_script(redis_scripts.FINISH)
@@ -144,4 +182,4 @@ class RedisConnection:
 
     async def close(self) -> None:
         """Close the client and its connections."""
-        await self.client.aclose()
+        await close_redis_client(self.client)

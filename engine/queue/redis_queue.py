@@ -78,9 +78,7 @@ class RedisJobQueue(JobQueue):
             await queue._redis.open()
             with queue._redis.reachable():
                 # Partial text from before a restart is stale; start from now.
-                await queue._redis.client.xgroup_setid(
-                    queue._keys.progress, PRODUCERS_GROUP, "$"
-                )
+                await queue._redis.client.xgroup_setid(queue._keys.progress, PRODUCERS_GROUP, "$")
         except BaseException:
             await queue._redis.close()
             raise
@@ -121,7 +119,13 @@ class RedisJobQueue(JobQueue):
         """Yield progress and final events until the queue is closed."""
         read_from = "0"  # this consumer's unacknowledged results first, then new ones
         outages = 0
+        offered_at = time.monotonic()
         while not self._closed:
+            if read_from == ">" and time.monotonic() - offered_at >= self.config.redeliver_s:
+                # Events are handled one at a time, so results still pending for us now
+                # could not be stored (or acknowledged): read them again.
+                read_from = "0"
+                offered_at = time.monotonic()
             try:
                 batch = await self._read(read_from)
             except QueueUnavailable as error:
@@ -272,7 +276,9 @@ class RedisWorkerQueue(WorkerQueue):
                 self._running.pop(delivery.entry_id, None)
             log.info(
                 "job %s failed on delivery %d (%s); it will be retried",
-                job.job_id, delivery.delivery_count, reason,
+                job.job_id,
+                delivery.delivery_count,
+                reason,
             )
             return
         await self._fail_for_good(delivery, reason, dead_letter=retry)
@@ -393,7 +399,12 @@ class RedisWorkerQueue(WorkerQueue):
             reason = f"JobRejected: {error.reason}"
             event = JobFailed(error.job_id, error.session_id, error.kind, reason, False)
             await self._run_finish(
-                entry_id, error.job_id, encode_event(event), "", reason, delivery_count,
+                entry_id,
+                error.job_id,
+                encode_event(event),
+                "",
+                reason,
+                delivery_count,
                 session_id=error.session_id,
             )
             return None
@@ -422,7 +433,9 @@ class RedisWorkerQueue(WorkerQueue):
         if dead_letter:
             log.warning(
                 "job %s dead-lettered after %d deliveries: %s",
-                job.job_id, delivery.delivery_count, reason,
+                job.job_id,
+                delivery.delivery_count,
+                reason,
             )
         else:
             log.warning("job %s failed without retry: %s", job.job_id, reason)
@@ -435,15 +448,29 @@ class RedisWorkerQueue(WorkerQueue):
         dead_job = encode_job(job) if dead_letter else ""
         try:
             done = await self._run_finish(
-                delivery.entry_id, job.job_id, event_json, dead_job, reason,
-                delivery.delivery_count, session_id=job.session_id,
+                delivery.entry_id,
+                job.job_id,
+                event_json,
+                dead_job,
+                reason,
+                delivery.delivery_count,
+                session_id=job.session_id,
             )
         finally:
             # Also on an outage: stop renewing, so the job is retried after the timeout.
             self._running.pop(delivery.entry_id, None)
-        if not done:
-            log.warning("job %s was taken over by another worker; dropping our result", job.job_id)
-        return done
+        if done == 0:
+            log.warning(
+                "job %s is another worker's now (taken over, or queued again); dropping our result",
+                job.job_id,
+            )
+        elif done == 2:
+            log.warning(
+                "the queue no longer held job %s (Redis lost its data, or another worker "
+                "finished it); its outcome was published anyway",
+                job.job_id,
+            )
+        return done != 0
 
     async def _run_finish(
         self,
@@ -455,7 +482,7 @@ class RedisWorkerQueue(WorkerQueue):
         delivery_count: int,
         *,
         session_id: int | None = None,
-    ) -> bool:
+    ) -> int:
         keys = self._keys
         # An unreadable job names no session; -1 is a slot that never holds a job.
         slot = keys.session_slot(-1 if session_id is None else session_id)
@@ -463,11 +490,17 @@ class RedisWorkerQueue(WorkerQueue):
             done = await self._redis.finish_script(
                 keys=[keys.jobs, keys.results, keys.job_entries, slot, keys.dead],
                 args=[
-                    WORKERS_GROUP, self.name, entry_id, job_id, event_json,
-                    dead_job, reason, delivery_count,
+                    WORKERS_GROUP,
+                    self.name,
+                    entry_id,
+                    job_id,
+                    event_json,
+                    dead_job,
+                    reason,
+                    delivery_count,
                 ],
             )
-        return bool(done)
+        return int(done)
 
     async def _renew(self, entry_ids: list[str]) -> list[str]:
         with self._redis.reachable():
@@ -491,5 +524,9 @@ class RedisWorkerQueue(WorkerQueue):
             for entry_id in entry_ids:
                 lost = self._running.get(entry_id) if entry_id not in kept else None
                 if lost is not None:
-                    log.warning("job %s was taken over by another worker", lost.job.job_id)
+                    log.warning(
+                        "job %s is no longer ours to renew (taken over by another worker, "
+                        "or the queue lost it)",
+                        lost.job.job_id,
+                    )
                     del self._running[entry_id]

@@ -15,6 +15,7 @@ from typing import Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from engine.queue.redis_connection import close_redis_client, redis_client
 from engine.safety import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ class RedisWindows:
     """Open sliding windows in one Redis database under a key prefix; close them together."""
 
     def __init__(self, url: str, *, prefix: str = "taleweaver") -> None:
-        self._client = Redis.from_url(url, socket_connect_timeout=5.0, socket_timeout=5.0)
+        self._client = redis_client(url, decode_responses=False, socket_timeout=5.0)
         self._prefix = prefix
 
     def __call__(self, name: str, limit: int, per_seconds: float) -> SlidingWindow:
@@ -105,4 +106,4 @@ class RedisWindows:
 
     async def close(self) -> None:
         """Close the Redis connection."""
-        await self._client.aclose()
+        await close_redis_client(self._client)

@@ -12,6 +12,7 @@ from engine.rules.guild_config import GuildConfig
 from engine.story.store import StoryStore
 from engine.story.views import (
     LoreView,
+    NarrationRequest,
     Recap,
     SessionView,
     StoryTranscript,
@@ -109,6 +110,12 @@ class StoryQueries:
         """Return the narrator job the story waits for, if any (one cheap read)."""
         async with self._store.sessions() as db:
             return await repo.narrator_job_of(db=db, session_id=session_id)
+
+    async def pending_narrations(self) -> list[NarrationRequest]:
+        """Return the narration every story waiting for its narrator is waiting for."""
+        async with self._store.sessions() as db:
+            rows = await repo.pending_narrations(db=db)
+        return [NarrationRequest(session_id, job_id, retry) for session_id, job_id, retry in rows]
 
     async def content_rules(self, session_id: int) -> StoryRules:
         """Return a story with its server's configuration and the rating in force there."""

@@ -14,6 +14,9 @@ from engine.queue.interfaces import BatchProcessor, Delivery, GeneratedText, Wor
 
 log = logging.getLogger(__name__)
 
+PUBLISH_WINDOW_S = 30.0
+"""How long a batch's outcomes are retried when the queue cannot take them (a restart)."""
+
 
 class WorkerLoop:
     """Collect jobs into batches, run them off the event loop, publish the outcomes."""
@@ -27,6 +30,7 @@ class WorkerLoop:
         batch_window_s: float = 0.05,
         fetch_wait_s: float = 1.0,
         progress_interval_s: float = 0.3,
+        publish_window_s: float = PUBLISH_WINDOW_S,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -36,6 +40,7 @@ class WorkerLoop:
         self._batch_window_s = batch_window_s
         self._fetch_wait_s = fetch_wait_s
         self._progress_interval_s = progress_interval_s
+        self._publish_window_s = publish_window_s
         self._stopping = False
 
     def stop(self) -> None:
@@ -119,8 +124,50 @@ class WorkerLoop:
             "batch_size": len(jobs),
             "generation_s": round(time.monotonic() - started, 3),
         }
+        await self._publish_all(deliveries, outcomes, meta)
+
+    async def _publish_all(
+        self,
+        deliveries: list[Delivery],
+        outcomes: dict[str, GeneratedText | str | Exception],
+        meta: dict[str, object],
+    ) -> None:
+        """Publish every job's outcome, retrying through a queue outage for a while.
+
+        One failed publish does not stop the others. What still cannot be published when
+        the window closes is handed back (or, with the queue unreachable, simply no longer
+        renewed), so the jobs are generated again instead of being held forever.
+        """
+        window_ends = time.monotonic() + self._publish_window_s
+        unpublished: list[Delivery] = []
         for delivery in deliveries:
-            await self._publish(delivery, outcomes.get(delivery.job.job_id), meta)
+            outcome = outcomes.get(delivery.job.job_id)
+            attempt = 0
+            while True:
+                try:
+                    await self._publish(delivery, outcome, meta)
+                    break
+                except Exception as error:
+                    attempt += 1
+                    if self._stopping or time.monotonic() >= window_ends:
+                        log.error(
+                            "could not publish the outcome of job %s: %s; handing it back",
+                            delivery.job.job_id,
+                            error,
+                        )
+                        unpublished.append(delivery)
+                        break
+                    log.warning(
+                        "could not publish the outcome of job %s (%s); retrying",
+                        delivery.job.job_id,
+                        error,
+                    )
+                    await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
+        if unpublished:
+            try:
+                await self._queue.release(unpublished)
+            except Exception as error:
+                log.warning("could not hand back %d job(s): %s", len(unpublished), error)
 
     async def _publish(
         self,
