@@ -125,6 +125,8 @@ class ViolationAction(enum.StrEnum):
     REPLACED = "replaced"
     FLAGGED = "flagged"
     RATE_LIMITED = "rate_limited"
+    # The story was paused because its text could not be posted.
+    PAUSED = "paused"
 
 
 class GuildSettings(Base):
@@ -217,6 +219,9 @@ class StorySession(Base):
     turn_count: Mapped[int] = mapped_column(Integer, default=0)
     narrator_job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     narrator_retry_turn: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Why the story was paused for something outside the players' hands (the bot could not
+    # post in its channel), kept until the host has been told or resumes it.
+    host_notice: Mapped[str | None] = mapped_column(Text, nullable=True)
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(

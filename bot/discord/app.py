@@ -15,7 +15,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.discord.actors import actor_from_user
 from bot.discord.components import DYNAMIC_ITEMS, narrator_view
+from bot.discord.formatting import NO_MENTIONS
 from bot.discord.http_metrics import discord_http_trace
 from bot.discord.narrator_messages import DEFAULT_EDIT_INTERVAL, DiscordNarrationListener
 from bot.discord.replies import SOMETHING_WENT_WRONG, send_error
@@ -95,6 +97,37 @@ class StoryCommandTree(app_commands.CommandTree["TaleweaverBot"]):
     ) -> None:
         """Explain refusals to the user; log anything unexpected."""
         await send_error(interaction, explain_command_error(interaction, error))
+        # A host who finds their story paused learns why even when the command failed.
+        await deliver_host_notice(interaction)
+
+
+async def deliver_host_notice(interaction: discord.Interaction[TaleweaverBot]) -> None:
+    """Tell a story's host, privately and once, why the bot paused their story.
+
+    The story keeps the reason until its host next uses a command in its channel (or
+    resumes it); the server's audit log keeps it for the moderators.
+    """
+    if interaction.channel_id is None or interaction.guild_id is None:
+        return
+    try:
+        notice = await interaction.client.runtime.story.lifecycle.take_host_notice(
+            interaction.channel_id, actor_from_user(interaction.user)
+        )
+    except Exception:
+        log.exception("could not read the host's notice in channel %s", interaction.channel_id)
+        return
+    if notice is None:
+        return
+    content = f"⚠️ {notice}"
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(content, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        else:
+            await interaction.response.send_message(
+                content, ephemeral=True, allowed_mentions=NO_MENTIONS
+            )
+    except discord.HTTPException as exc:
+        log.warning("could not tell the host in channel %s: %s", interaction.channel_id, exc)
 
 
 def explain_command_error(
@@ -252,6 +285,12 @@ class TaleweaverBot(commands.Bot):
 
     async def on_message(self, message: discord.Message, /) -> None:
         """Ignore text commands: every command is a slash command (the turns cog listens too)."""
+
+    async def on_app_command_completion(
+        self, interaction: discord.Interaction[TaleweaverBot], command: object
+    ) -> None:
+        """After a command, tell a story's host why the bot paused it, if it did."""
+        await deliver_host_notice(interaction)
 
     async def on_ready(self) -> None:
         """Log who we are once connected."""

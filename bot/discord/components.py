@@ -13,7 +13,14 @@ from typing import Any
 
 import discord
 
-from bot.discord.actions import guarded, retry_passage, story_bot, undo_turn
+from bot.discord.actions import (
+    channel_id_of,
+    guarded,
+    guild_id_of,
+    retry_passage,
+    story_bot,
+    undo_turn,
+)
 from bot.discord.actors import actor_from_user
 from bot.discord.formatting import NO_MENTIONS, version_label
 from bot.discord.splitting import split_message
@@ -173,7 +180,12 @@ class VersionSelect(
         index = int(self.item.values[0])
         actor = actor_from_user(interaction.user)
         turn = await bot.runtime.story.ledger.choose_alternative(
-            self.session_id, actor, self.number, index
+            self.session_id,
+            actor,
+            self.number,
+            index,
+            guild_id=guild_id_of(interaction),
+            channel_id=channel_id_of(interaction),
         )
         replaced = turn.alternatives[index]
         chunks = split_message(turn.text)

@@ -18,6 +18,7 @@ from bot.discord.formatting import (
     plain,
     turn_prompt,
 )
+from bot.discord.permissions import describe_refused_post
 from bot.discord.splitting import MESSAGE_LIMIT, split_message
 from bot.discord.throttle import EditThrottle, MonotonicClock
 from engine.story import StoryService
@@ -224,21 +225,39 @@ class DiscordNarrationListener:
             raise RuntimeError("the narration listener is not bound to a session service")
         return self._sessions
 
-    def _spawn(self, name: str, work: Callable[..., Awaitable[None]], *args: Any) -> None:
+    def _spawn(
+        self, name: str, session_id: int, work: Callable[..., Awaitable[None]], *args: Any
+    ) -> None:
         # The coroutine is created inside the task, so cancelling a task that never ran
         # leaves no un-awaited coroutine behind.
-        task = asyncio.create_task(self._logged(name, work, *args), name=name)
+        task = asyncio.create_task(self._logged(name, session_id, work, *args), name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    @staticmethod
-    async def _logged(name: str, work: Callable[..., Awaitable[None]], *args: Any) -> None:
+    async def _logged(
+        self, name: str, session_id: int, work: Callable[..., Awaitable[None]], *args: Any
+    ) -> None:
         try:
             await work(*args)
+        except discord.Forbidden as exc:
+            log.warning("%s: Discord refused (%s)", name, exc)
+            await self._suspend(session_id, exc)
         except discord.HTTPException as exc:
             log.warning("%s: Discord refused (%s)", name, exc)
         except Exception:
             log.exception("%s failed", name)
+
+    async def _suspend(self, session_id: int, error: discord.Forbidden) -> None:
+        """Pause a story whose channel refuses the bot's posts, and say why to its host.
+
+        Without this every passage, ping and reminder would vanish while the clock ran
+        on, and the players would time out one after another without being told.
+        """
+        try:
+            channel = await self._session_channel(session_id)
+            await self.sessions.lifecycle.suspend(session_id, describe_refused_post(channel, error))
+        except Exception:
+            log.exception("session %s: could not pause after a refused post", session_id)
 
     async def drain(self) -> None:
         """Wait until every background Discord call has finished."""
@@ -307,7 +326,7 @@ class DiscordNarrationListener:
                 return await self._resolve_channel(channel_id)
 
             stream = self._new_stream(outcome.session.id, job_id, channel)
-        self._spawn(f"finish-passage-{job_id}", self._finish, stream, outcome)
+        self._spawn(f"finish-passage-{job_id}", outcome.session.id, self._finish, stream, outcome)
 
     async def _finish(self, stream: PassageStream, outcome: NarrationOutcome) -> None:
         view = self._view_factory(outcome.session.id, outcome.turn)
@@ -330,7 +349,7 @@ class DiscordNarrationListener:
 
     async def narration_failed(self, session: SessionView, reason: str) -> None:
         """Drop the unfinished passage and tell the players the turn is theirs."""
-        self._spawn(f"narration-failed-{session.id}", self._failed, session, reason)
+        self._spawn(f"narration-failed-{session.id}", session.id, self._failed, session, reason)
 
     async def _failed(self, session: SessionView, reason: str) -> None:
         await self.discard_session(session.id)
@@ -345,7 +364,9 @@ class DiscordNarrationListener:
 
     async def narration_filtered(self, session: SessionView, job_id: str, replaced: bool) -> None:
         """Withdraw a passage that broke the story's content rules."""
-        self._spawn(f"narration-filtered-{job_id}", self._filtered, session, job_id, replaced)
+        self._spawn(
+            f"narration-filtered-{job_id}", session.id, self._filtered, session, job_id, replaced
+        )
 
     async def _filtered(self, session: SessionView, job_id: str, replaced: bool) -> None:
         stream = self._streams.pop(job_id, None)
@@ -363,7 +384,7 @@ class DiscordNarrationListener:
 
     async def timed_out(self, outcome: TimeoutOutcome) -> None:
         """Say who ran out of time and ping only the next player."""
-        self._spawn(f"timeout-{outcome.session.id}", self._timed_out, outcome)
+        self._spawn(f"timeout-{outcome.session.id}", outcome.session.id, self._timed_out, outcome)
 
     async def _timed_out(self, outcome: TimeoutOutcome) -> None:
         channel = await self._resolve_channel(outcome.session.channel_id)
@@ -378,7 +399,7 @@ class DiscordNarrationListener:
 
     async def turn_reminder(self, session: SessionView) -> None:
         """Remind the current player, and only them, that their time is running out."""
-        self._spawn(f"reminder-{session.id}", self._turn_reminder, session)
+        self._spawn(f"reminder-{session.id}", session.id, self._turn_reminder, session)
 
     async def _turn_reminder(self, session: SessionView) -> None:
         channel = await self._resolve_channel(session.channel_id)

@@ -167,6 +167,13 @@ class GuildConfigService:
         async with self._sessions() as db:
             return GuildConfig.from_row(await repo.get_guild_settings(db=db, guild_id=guild_id))
 
+    async def get_for_moderator(self, guild_id: int, actor: Actor) -> GuildConfig:
+        """Return a server's configuration to one of its moderators; refuse anyone else."""
+        config = await self.get(guild_id)
+        if not is_moderator(actor, config):
+            raise PermissionDenied("Only moderators can see the story configuration.")
+        return config
+
     async def update(self, guild_id: int, actor: Actor, **changes: Any) -> GuildConfig:
         """Validate and store changes; refuse non-moderators and out-of-bounds values."""
         async with self._sessions() as db, db.begin():

@@ -27,6 +27,7 @@ from storage.models import (
     ParticipantStatus,
     SessionStatus,
     StorySession,
+    ViolationAction,
 )
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 MAX_TITLE_CHARS = 200
 MAX_PREMISE_CHARS = 2000
 MAX_AUTHORS_NOTE_CHARS = 500
+MAX_HOST_NOTICE_CHARS = 1000
+# The audit log's rule for a story paused because its text could not be posted.
+SUSPENDED_RULE = "cannot_post"
 
 
 class StoryLifecycle:
@@ -211,8 +215,62 @@ class StoryLifecycle:
             if current is None:
                 raise InvalidState("Nobody is left in the rotation; players must join first.")
             loaded.story.status = SessionStatus.ACTIVE
+            loaded.story.host_notice = None  # whatever paused it, the host has seen to it
             self._store.set_current(loaded, current)
             return await self._store.refresh(db, loaded.story)
+
+        return await self._store.transaction(work)
+
+    async def suspend(self, session_id: int, reason: str) -> SessionView | None:
+        """Pause a story that cannot go on for a reason outside the players' hands.
+
+        REASON (what went wrong and how to fix it) is kept for the host, who is told at
+        their next command in the story, and recorded in the server's audit log. A story
+        already paused for the same reason is left alone; an ended one is not touched.
+        Returns the paused story, or None when nothing changed.
+        """
+        reason = reason.strip()[:MAX_HOST_NOTICE_CHARS]
+
+        async def work(db: AsyncSession) -> SessionView | None:
+            loaded = await self._store.load(db, session_id=session_id)
+            story = loaded.story
+            if story.status == SessionStatus.ENDED:
+                return None
+            if story.status != SessionStatus.ACTIVE and story.host_notice == reason:
+                return None
+            if story.status == SessionStatus.ACTIVE:
+                story.status = SessionStatus.PAUSED
+                story.turn_deadline = None
+            story.host_notice = reason
+            return await self._store.refresh(db, story)
+
+        view = await self._store.transaction(work)
+        if view is not None:
+            log.warning("session %s paused: %s", session_id, reason)
+            where = Where(guild_id=view.guild_id, channel_id=view.channel_id, session_id=view.id)
+            await self._store.guard.record(where, SUSPENDED_RULE, ViolationAction.PAUSED, reason)
+        return view
+
+    async def take_host_notice(self, channel_id: int, actor: Actor) -> str | None:
+        """Return, once, why the actor's story in this channel was paused for them.
+
+        Only the story's host gets it; it is gone once taken (or once the story resumes).
+        """
+        async with self._store.sessions() as db:
+            story = await repo.get_open_session_in_channel(db=db, channel_id=channel_id)
+            if story is None or story.host_id != actor.user_id or story.host_notice is None:
+                return None
+            session_id = story.id
+
+        async def work(db: AsyncSession) -> str | None:
+            loaded = await self._store.load(db, session_id=session_id)
+            story = loaded.story
+            notice = story.host_notice
+            if notice is None or story.host_id != actor.user_id:
+                return None  # another command of the host's took it first
+            story.host_notice = None
+            await db.flush()
+            return notice
 
         return await self._store.transaction(work)
 

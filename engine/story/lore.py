@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 MAX_LORE_NAME_CHARS = 100
 MAX_LORE_TEXT_CHARS = 1000
 MAX_LORE_KEYWORDS = 10
+MAX_LORE_KEYWORD_CHARS = 50
+# The longest comma-separated keyword list a front-end need accept: every list the
+# engine takes ("a, b, …", at most MAX_LORE_KEYWORDS of MAX_LORE_KEYWORD_CHARS) fits.
+MAX_LORE_KEYWORDS_TEXT = MAX_LORE_KEYWORDS * (MAX_LORE_KEYWORD_CHARS + 2)
 
 
 class LoreBook:
@@ -52,6 +56,10 @@ class LoreBook:
             )
         if len(clean_keywords) > MAX_LORE_KEYWORDS:
             raise TurnRejected(f"At most {MAX_LORE_KEYWORDS} keywords per lore entry.")
+        if any(len(k) > MAX_LORE_KEYWORD_CHARS for k in clean_keywords):
+            raise TurnRejected(
+                f"A lore keyword may have at most {MAX_LORE_KEYWORD_CHARS} characters."
+            )
         if not clean_keywords:
             clean_keywords = [name]
 

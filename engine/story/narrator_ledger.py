@@ -214,12 +214,29 @@ class NarratorLedger:
         return await self._store.transaction(work)
 
     async def choose_alternative(
-        self, session_id: int, actor: Actor, number: int, index: int
+        self,
+        session_id: int,
+        actor: Actor,
+        number: int,
+        index: int,
+        *,
+        guild_id: int,
+        channel_id: int,
     ) -> TurnView:
-        """Swap a narrator turn's text with one of its earlier versions."""
+        """Swap a narrator turn's text with one of its earlier versions.
+
+        The choice must come from the story's own server and channel (a front-end's
+        control names the story it belongs to, and that name is not to be trusted), and
+        an ended story's passages stay as they were.
+        """
 
         async def work(db: AsyncSession) -> TurnView:
             loaded = await self._store.load(db, session_id=session_id)
+            story = loaded.story
+            if story.guild_id != guild_id or story.channel_id != channel_id:
+                raise InvalidState("That story is not played in this channel.")
+            if story.status == SessionStatus.ENDED:
+                raise InvalidState("The story has ended; its passages can no longer change.")
             me = loaded.participant_of(actor.user_id)
             if not (me is not None or self._store.has_host_powers(loaded, actor)):
                 raise PermissionDenied("Only players in this story can choose a version.")

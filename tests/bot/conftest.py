@@ -134,6 +134,9 @@ class FakeFollowup:
         return SimpleNamespace(id=next_id())
 
 
+INVITE_PERMISSIONS = 309237763136
+
+
 class FakeInteraction:
     """The parts of discord.Interaction the bot uses."""
 
@@ -146,8 +149,11 @@ class FakeInteraction:
         guild_id: int = 1,
         filesize_limit: int = 10 * 1024 * 1024,
         message: Any = None,
+        app_permissions: discord.Permissions | None = None,
     ) -> None:
         self.client = client
+        # What the README's invite link grants, as Discord reports it for the bot.
+        self.app_permissions = app_permissions or discord.Permissions(INVITE_PERMISSIONS)
         self.user = user
         self.channel = channel or FakeChannel()
         self.channel_id = self.channel.id

@@ -9,9 +9,14 @@ import pytest
 from bot.discord.app import BotOptions, TaleweaverBot, build_intents
 from bot.discord.components import DYNAMIC_ITEMS
 from engine.settings import Settings
+from engine.story.lore import (
+    MAX_LORE_KEYWORD_CHARS,
+    MAX_LORE_KEYWORDS,
+    MAX_LORE_NAME_CHARS,
+    MAX_LORE_TEXT_CHARS,
+)
 
 NAME = re.compile(r"^[-_\w]{1,32}$")
-MANAGE_GUILD = 1 << 5
 
 
 class FakeRuntime:
@@ -136,13 +141,51 @@ def test_commands_are_for_servers_only(command_payloads: list[dict[str, Any]]) -
         assert payload["contexts"] == [0]
 
 
-def test_configuration_needs_manage_server_by_default(
+def test_no_group_is_hidden_from_members_who_moderate_by_role(
     command_payloads: list[dict[str, Any]],
 ) -> None:
-    config = next(p for p in command_payloads if p["name"] == "storyconfig")
-    assert int(config["default_member_permissions"]) == MANAGE_GUILD
+    # Moderators are Manage Server or the server's moderator role (README): a default
+    # permission would hide /storyconfig from the role; the engine refuses everyone else.
+    for payload in command_payloads:
+        assert payload["default_member_permissions"] is None, payload["name"]
+
+
+STRING, INTEGER, NUMBER = 3, 4, 10
+
+
+def test_every_free_option_declares_the_engines_limits(
+    command_payloads: list[dict[str, Any]],
+) -> None:
+    undeclared = []
+    for payload in command_payloads:
+        for option in walk_options(payload.get("options", [])):
+            if option.get("choices"):
+                continue  # Discord allows only the listed values
+            if option["type"] == STRING and "max_length" not in option:
+                undeclared.append(f"{payload['name']} {option['name']}: max_length")
+            if option["type"] in (INTEGER, NUMBER) and not (
+                "min_value" in option and "max_value" in option
+            ):
+                undeclared.append(f"{payload['name']} {option['name']}: min/max_value")
+    assert undeclared == []
+
+
+def test_limits_match_the_engines(command_payloads: list[dict[str, Any]]) -> None:
     story = next(p for p in command_payloads if p["name"] == "story")
-    assert story["default_member_permissions"] is None
+    config = next(p for p in command_payloads if p["name"] == "storyconfig")
+    lore = {o["name"]: o for o in walk_options(story["options"]) if o["name"] == "lore"}["lore"]
+    add = next(o for o in lore["options"] if o["name"] == "add")
+    limits = {o["name"]: o.get("max_length") for o in add["options"]}
+    assert limits == {
+        "name": MAX_LORE_NAME_CHARS,
+        "text": MAX_LORE_TEXT_CHARS,
+        "keywords": MAX_LORE_KEYWORDS * (MAX_LORE_KEYWORD_CHARS + 2),
+    }
+    remove = next(o for o in lore["options"] if o["name"] == "remove")
+    assert remove["options"][0]["max_length"] == MAX_LORE_NAME_CHARS
+    timeout = next(o for o in config["options"] if o["name"] == "timeout")
+    amount = next(o for o in timeout["options"] if o["name"] == "amount")
+    assert (amount["min_value"], amount["max_value"]) == (1, 604800)
 
 
 def test_story_commands_are_all_there(command_payloads: list[dict[str, Any]]) -> None:

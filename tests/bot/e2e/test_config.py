@@ -28,8 +28,8 @@ async def test_moderator_changes_the_config_and_a_player_is_refused_privately(
         assert config.narrator_cadence == NarratorCadence.EVERY_ROUND
         assert (config.min_turn_chars, config.max_turn_chars) == (5, 300)
 
-        # Discord shows /storyconfig only to Manage Server by default, but servers can change
-        # that; the engine refuses a player whatever Discord lets through.
+        # Every member sees /storyconfig (the moderator role must); the engine refuses a
+        # player, privately.
         for path, options in (
             ("storyconfig cadence", {"cadence": "on_demand"}),
             ("storyconfig turn-length", {"minimum": 10, "maximum": 100}),

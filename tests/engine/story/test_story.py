@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.actors import Actor
 from engine.errors import (
@@ -15,6 +16,8 @@ from engine.errors import (
 )
 from engine.rules.guild_config import GuildConfigService
 from engine.story import StoryService
+from engine.story.lore import MAX_LORE_KEYWORD_CHARS, MAX_LORE_KEYWORDS, MAX_LORE_KEYWORDS_TEXT
+from storage import repositories as repo
 from storage.models import NarratorCadence, ParticipantStatus, SessionStatus, TurnKind
 
 from support.stories import ALICE, BOB, CARA, CHANNEL, DAN, GUILD, MOD, started
@@ -254,8 +257,48 @@ async def test_retry_keeps_earlier_versions_as_alternatives(service: StoryServic
     assert stored is not None
     assert stored.turn.number == 2 and stored.turn.text == "Version two."
     assert stored.turn.alternatives == ("Version one.",)
-    chosen = await service.ledger.choose_alternative(view.id, ALICE, 2, 0)
+    chosen = await service.ledger.choose_alternative(
+        view.id, ALICE, 2, 0, guild_id=GUILD, channel_id=CHANNEL
+    )
     assert chosen.text == "Version one." and chosen.alternatives == ("Version two.",)
+
+
+async def retried_story(service: StoryService) -> int:
+    """Play a story to a narrator passage with one earlier version; return its id."""
+    view = await started(service, ALICE, BOB)
+    job = (await service.turns.submit_turn(CHANNEL, ALICE, "I light the lamp.")).narration
+    assert job is not None
+    await service.ledger.record_narration(view.id, job.job_id, "Version one.")
+    retry = await service.ledger.retry_narration(CHANNEL, BOB)
+    await service.ledger.record_narration(view.id, retry.job_id, "Version two.")
+    return view.id
+
+
+@pytest.mark.parametrize(
+    ("guild_id", "channel_id"),
+    [(GUILD, CHANNEL + 1), (GUILD + 1, CHANNEL), (GUILD + 1, CHANNEL + 1)],
+)
+async def test_a_version_is_chosen_only_from_the_storys_own_channel_and_server(
+    service: StoryService, guild_id: int, channel_id: int
+) -> None:
+    session_id = await retried_story(service)
+    with pytest.raises(InvalidState, match="not played in this channel"):
+        await service.ledger.choose_alternative(
+            session_id, ALICE, 2, 0, guild_id=guild_id, channel_id=channel_id
+        )
+    [_, narrator] = await service.queries.turns(session_id)
+    assert (narrator.text, narrator.alternatives) == ("Version two.", ("Version one.",))
+
+
+async def test_an_ended_storys_versions_cannot_be_chosen(service: StoryService) -> None:
+    session_id = await retried_story(service)
+    await service.lifecycle.end(CHANNEL, ALICE)
+    with pytest.raises(InvalidState, match="has ended"):
+        await service.ledger.choose_alternative(
+            session_id, MOD, 2, 0, guild_id=GUILD, channel_id=CHANNEL
+        )
+    [_, narrator] = await service.queries.turns(session_id)
+    assert narrator.text == "Version two."
 
 
 async def test_retry_needs_a_narrator_turn_last(service: StoryService) -> None:
@@ -465,6 +508,42 @@ async def test_paused_story_refuses_turns_and_stops_the_clock(service: StoryServ
     await service.turns.submit_turn(CHANNEL, ALICE, "Hello.")
 
 
+async def test_suspending_pauses_once_audits_and_leaves_the_host_a_notice(
+    service: StoryService, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    view = await started(service, ALICE, BOB)
+    paused = await service.lifecycle.suspend(view.id, "I may not post here.")
+    assert paused is not None and paused.status == SessionStatus.PAUSED
+    assert paused.turn_deadline is None
+    # Another failed post for the same reason changes nothing and is not audited again.
+    assert await service.lifecycle.suspend(view.id, "I may not post here.") is None
+    async with session_factory() as db:
+        events = await repo.recent_moderation_events(db=db, guild_id=GUILD, limit=10)
+    assert [(e.rule, e.action, e.detail, e.session_id) for e in events] == [
+        ("cannot_post", "paused", "I may not post here.", view.id)
+    ]
+    # Only the host is told, once.
+    assert await service.lifecycle.take_host_notice(CHANNEL, BOB) is None
+    assert await service.lifecycle.take_host_notice(CHANNEL, ALICE) == "I may not post here."
+    assert await service.lifecycle.take_host_notice(CHANNEL, ALICE) is None
+    with pytest.raises(InvalidState, match="paused"):
+        await service.turns.submit_turn(CHANNEL, ALICE, "Hello.")
+
+
+async def test_resuming_clears_the_hosts_notice(service: StoryService) -> None:
+    view = await started(service, ALICE, BOB)
+    await service.lifecycle.suspend(view.id, "I may not post here.")
+    resumed = await service.lifecycle.resume(CHANNEL, ALICE)
+    assert resumed.status == SessionStatus.ACTIVE and resumed.turn_deadline is not None
+    assert await service.lifecycle.take_host_notice(CHANNEL, ALICE) is None
+
+
+async def test_an_ended_story_is_not_suspended(service: StoryService) -> None:
+    view = await started(service, ALICE, BOB)
+    await service.lifecycle.end(CHANNEL, ALICE)
+    assert await service.lifecycle.suspend(view.id, "I may not post here.") is None
+
+
 async def test_player_cannot_end_someone_elses_story(service: StoryService) -> None:
     await started(service, ALICE, BOB)
     with pytest.raises(PermissionDenied):
@@ -494,6 +573,21 @@ async def test_lore_add_list_remove(service: StoryService) -> None:
         await service.lore.remove_lore(CHANNEL, BOB, "the door")
     await service.lore.remove_lore(CHANNEL, ALICE, "the door")
     assert await service.lore.list_lore(view.id) == []
+
+
+async def test_lore_keywords_are_bounded_so_a_command_can_declare_their_length(
+    service: StoryService,
+) -> None:
+    view = await started(service, ALICE, BOB)
+    phrase = "the keeper of the lamp on the northern shore road, "
+    longest = [f"{i} {phrase}"[:MAX_LORE_KEYWORD_CHARS].strip() for i in range(MAX_LORE_KEYWORDS)]
+    assert len(", ".join(longest)) <= MAX_LORE_KEYWORDS_TEXT
+    await service.lore.add_lore(CHANNEL, ALICE, "Longest", longest, "Every keyword fits.")
+    with pytest.raises(TurnRejected, match=f"at most {MAX_LORE_KEYWORD_CHARS} characters"):
+        await service.lore.add_lore(
+            CHANNEL, ALICE, "Door", [f"door {phrase}" * 2], "Too long a key."
+        )
+    assert [e.name for e in await service.lore.list_lore(view.id)] == ["Longest"]
 
 
 async def test_recap_and_transcript_show_the_whole_story(service: StoryService) -> None:

@@ -41,12 +41,16 @@ from bot.discord.formatting import (
     turn_prompt,
     write_hint,
 )
+from bot.discord.permissions import require_story_permissions
 from bot.discord.replies import reply
 from bot.discord.splitting import split_message
 from engine.actors import Actor
 from engine.errors import InvalidState, SessionNotFound
 from engine.export import ExportFormat, ExportOptions, zip_export
+from engine.protocol.bounds import field_bounds
+from engine.rules.guild_config import GuildConfig
 from engine.story.lifecycle import MAX_AUTHORS_NOTE_CHARS, MAX_PREMISE_CHARS, MAX_TITLE_CHARS
+from engine.story.lore import MAX_LORE_KEYWORDS_TEXT, MAX_LORE_NAME_CHARS, MAX_LORE_TEXT_CHARS
 from engine.story.views import SessionView
 from engine.table import StoredTurn
 
@@ -66,10 +70,8 @@ FORMAT_CHOICES = [
 # before Discord archives them suits a story played a turn a day.
 THREAD_ARCHIVE_MINUTES: Literal[10080] = 10080
 THREAD_NAME_LIMIT = 100
-# Turns are limited by the server's max_turn_chars (at most 4000, the engine's bound).
-MAX_WRITE_CHARS = 4000
-LORE_NAME_LIMIT = 100
-LORE_TEXT_LIMIT = 1000
+# Turns are limited by the server's max_turn_chars; Discord takes up to its highest bound.
+MAX_WRITE_CHARS = field_bounds(GuildConfig, "max_turn_chars")[1]
 
 
 def _is_nsfw(channel: object) -> bool:
@@ -116,8 +118,10 @@ class StoryCog(
         actor = actor_from_user(interaction.user)
         channel = interaction.channel
         age_restricted = _is_nsfw(channel)
+        opens_thread = want_thread and isinstance(channel, discord.TextChannel)
+        require_story_permissions(interaction, opens_thread=opens_thread)
         story_thread: discord.Thread | None = None
-        if want_thread and isinstance(channel, discord.TextChannel):
+        if opens_thread and isinstance(channel, discord.TextChannel):
             # Creating the thread and the story can outlast the 3 s answer window.
             await interaction.response.defer(thinking=True)
             try:
@@ -197,6 +201,7 @@ class StoryCog(
     @app_commands.command(name="begin", description="Begin play (host or moderator)")
     async def begin(self, interaction: discord.Interaction[Any]) -> None:
         """Start play: the first player in join order has the turn."""
+        require_story_permissions(interaction)
         actor = actor_from_user(interaction.user)
         view = await self.bot.runtime.story.lifecycle.begin(channel_id_of(interaction), actor)
         lead = f"🎬 **{plain(view.title)}** begins! Rotation: {participant_names(view.rotation)}."
@@ -216,6 +221,7 @@ class StoryCog(
     @app_commands.command(name="resume", description="Resume a paused story (host)")
     async def resume(self, interaction: discord.Interaction[Any]) -> None:
         """Continue a paused story; the current player's clock starts afresh."""
+        require_story_permissions(interaction)
         actor = actor_from_user(interaction.user)
         view = await self.bot.runtime.story.lifecycle.resume(channel_id_of(interaction), actor)
         lead = f"▶️ {plain(actor.display_name)} resumes **{plain(view.title)}**."
@@ -372,7 +378,7 @@ class StoryCog(
         self,
         interaction: discord.Interaction[Any],
         fmt: app_commands.Choice[str],
-        story: str | None = None,
+        story: app_commands.Range[str, 1, MAX_TITLE_CHARS] | None = None,
         table_talk: bool = False,
         alternatives: bool = False,
     ) -> None:
@@ -460,9 +466,9 @@ class StoryCog(
     async def lore_add(
         self,
         interaction: discord.Interaction[Any],
-        name: app_commands.Range[str, 1, LORE_NAME_LIMIT],
-        text: app_commands.Range[str, 1, LORE_TEXT_LIMIT],
-        keywords: str = "",
+        name: app_commands.Range[str, 1, MAX_LORE_NAME_CHARS],
+        text: app_commands.Range[str, 1, MAX_LORE_TEXT_CHARS],
+        keywords: app_commands.Range[str, 0, MAX_LORE_KEYWORDS_TEXT] = "",
     ) -> None:
         """Store a lore entry for this story."""
         actor = actor_from_user(interaction.user)
@@ -484,7 +490,11 @@ class StoryCog(
 
     @lore.command(name="remove", description="Remove a lore entry")
     @app_commands.describe(name="The entry to remove")
-    async def lore_remove(self, interaction: discord.Interaction[Any], name: str) -> None:
+    async def lore_remove(
+        self,
+        interaction: discord.Interaction[Any],
+        name: app_commands.Range[str, 1, MAX_LORE_NAME_CHARS],
+    ) -> None:
         """Delete a lore entry (its author, the host or a moderator)."""
         actor = actor_from_user(interaction.user)
         await self.bot.runtime.story.lore.remove_lore(channel_id_of(interaction), actor, name)

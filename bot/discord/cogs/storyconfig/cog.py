@@ -1,7 +1,9 @@
 """`/storyconfig …`: the server's story rules and safety settings, for moderators.
 
-Every change goes through GuildConfigService.update or ModerationService, which check
-the caller's powers (Manage Server or the configured moderator role) and the bounds.
+Every reading and change goes through GuildConfigService or ModerationService, which
+check the caller's powers (Manage Server or the configured moderator role) and the bounds.
+The group declares no default member permissions: Discord would otherwise hide it from
+members who moderate through the configured role rather than Manage Server.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ log = logging.getLogger(__name__)
 MIN_TURN_LOW, MIN_TURN_HIGH = field_bounds(GuildConfig, "min_turn_chars")
 MAX_TURN_LOW, MAX_TURN_HIGH = field_bounds(GuildConfig, "max_turn_chars")
 AWAY_LOW, AWAY_HIGH = field_bounds(GuildConfig, "max_consecutive_timeouts")
+# The amount is counted in a unit of the moderator's choice; no unit is smaller than a
+# second, so no valid timeout has a larger amount than its bound in seconds.
+TIMEOUT_HIGH = field_bounds(GuildConfig, "turn_timeout_seconds")[1]
 # Discord offers the bounds the model worker accepts; the engine checks them again.
 TEMPERATURE = field_bounds(SamplingSettings, "temperature")
 TOP_P = field_bounds(SamplingSettings, "top_p")
@@ -69,7 +74,6 @@ CLEAR_CHOICES = [
 
 
 @app_commands.guild_only()
-@app_commands.default_permissions(manage_guild=True)
 class StoryConfigCog(
     commands.GroupCog,
     group_name="storyconfig",
@@ -94,11 +98,13 @@ class StoryConfigCog(
 
     async def _config(self, interaction: discord.Interaction[Any]) -> GuildConfig:
         guild_id = guild_id_of(interaction)
-        return await self.bot.runtime.configs.get(guild_id)
+        return await self.bot.runtime.configs.get_for_moderator(
+            guild_id, actor_from_user(interaction.user)
+        )
 
     @app_commands.command(name="show", description="Show every story setting of this server")
     async def show(self, interaction: discord.Interaction[Any]) -> None:
-        """Show the effective configuration."""
+        """Show the effective configuration (to moderators)."""
         config = await self._config(interaction)
         await reply(interaction, embed=config_embed(config), ephemeral=True)
 
@@ -139,7 +145,7 @@ class StoryConfigCog(
     async def timeout(
         self,
         interaction: discord.Interaction[Any],
-        amount: app_commands.Range[int, 1, None],
+        amount: app_commands.Range[int, 1, TIMEOUT_HIGH],
         unit: app_commands.Choice[str] | None = None,
         away_after: app_commands.Range[int, AWAY_LOW, AWAY_HIGH] | None = None,
     ) -> None:
@@ -197,7 +203,7 @@ class StoryConfigCog(
             raise InvalidSetting(
                 "Give at least one setting to change, or `reset` to use the genre's defaults."
             )
-        current = await self._config(interaction)
+        current = await self.bot.runtime.configs.get(guild_id_of(interaction))
         sampling = {} if reset else dict(current.sampling)
         sampling.update(overrides)
         await self._update(interaction, sampling=sampling)
