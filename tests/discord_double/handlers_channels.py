@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from .gateway import GUILDS, Dispatch
 from .message_model import MessageModel
 from .messages import emoji_object
+from .models import DoubleChannel
 from .rest import ApiError, Call, Handler, Reply
+from .world import (
+    ADD_REACTIONS,
+    ATTACH_FILES,
+    CREATE_PRIVATE_THREADS,
+    CREATE_PUBLIC_THREADS,
+    EMBED_LINKS,
+    MANAGE_CHANNELS,
+    MANAGE_MESSAGES,
+    MANAGE_THREADS,
+    PIN_MESSAGES,
+    READ_MESSAGE_HISTORY,
+    SEND_MESSAGES_IN_THREADS,
+)
 
 
 class ChannelRoutes(MessageModel):
@@ -50,11 +66,16 @@ class ChannelRoutes(MessageModel):
     # -- channels and messages
 
     async def _get_channel(self, call: Call) -> Reply:
-        return 200, self.world.channel_payload(self._existing_channel(call))
+        channel = self._existing_channel(call)
+        self._require_bot_permissions(channel, doing="read the channel")
+        return 200, self.world.channel_payload(channel)
 
     async def _patch_channel(self, call: Call) -> Reply:
         channel = self._existing_channel(call)
         body = call.body or {}
+        self._require_bot_permissions(
+            channel, self._channel_edit_permission(channel, body), doing="changed the channel"
+        )
         for key in ("name", "topic", "nsfw", "archived", "locked", "rate_limit_per_user"):
             if key in body and body[key] is not None:
                 setattr(channel, key, body[key])
@@ -67,6 +88,9 @@ class ChannelRoutes(MessageModel):
 
     async def _list_messages(self, call: Call) -> Reply:
         channel = self._existing_channel(call)
+        self._require_bot_permissions(channel, doing="read the history")
+        if not self.world.channel_permissions(self.bot_user, channel) & READ_MESSAGE_HISTORY:
+            return 200, []  # Discord returns no messages without Read Message History
         history = [m for m in self.messages_in(channel)]
         limit = int(call.query.get("limit", 50))
         if "before" in call.query:
@@ -85,13 +109,10 @@ class ChannelRoutes(MessageModel):
         channel = self._existing_channel(call)
         body = call.body or {}
         self._check_message_rules(body, call.files, creating=True)
-        if channel.is_thread and (channel.archived or channel.locked):
-            raise ApiError(
-                400,
-                50083,
-                "Thread is archived",
-                violation=f"posted into archived or locked thread {channel.id}",
-            )
+        self._require_bot_permissions(
+            channel, self._message_permissions(channel, body, call), doing="posted a message"
+        )
+        self._require_open_thread(channel, doing="posted")
         reference = body.get("message_reference")
         if reference and reference.get("fail_if_not_exists", True):
             target = self.messages.get(int(reference.get("message_id") or 0))
@@ -102,10 +123,16 @@ class ChannelRoutes(MessageModel):
         return 200, message.payload
 
     async def _get_message(self, call: Call) -> Reply:
-        return 200, self._existing_message(call).payload
+        message = self._existing_message(call)
+        channel = self.world.channels_by_id[message.channel_id]
+        self._require_bot_permissions(channel, READ_MESSAGE_HISTORY, doing="read a message")
+        return 200, message.payload
 
     async def _edit_message(self, call: Call) -> Reply:
         message = self._existing_message(call)
+        channel = self.world.channels_by_id[message.channel_id]
+        self._require_bot_permissions(channel, doing="edited a message")
+        self._require_open_thread(channel, doing="edited a message")
         if message.author_id != self.bot_user.id:
             raise ApiError(
                 403,
@@ -119,12 +146,25 @@ class ChannelRoutes(MessageModel):
         return 200, message.payload
 
     async def _delete_message(self, call: Call) -> Reply:
-        await self._delete(self._existing_message(call))
+        message = self._existing_message(call)
+        channel = self.world.channels_by_id[message.channel_id]
+        # Anyone may delete their own messages; someone else's needs Manage Messages.
+        needed = 0 if message.author_id == self.bot_user.id else MANAGE_MESSAGES
+        self._require_bot_permissions(channel, needed, doing="deleted a message")
+        self._require_open_thread(channel, doing="deleted a message")
+        await self._delete(message)
         return 204, None
 
     async def _put_reaction(self, call: Call) -> Reply:
         message = self._existing_message(call)
-        await self._react(self.bot_user, message, call.params["emoji_name"])
+        channel = self.world.channels_by_id[message.channel_id]
+        emoji = call.params["emoji_name"]
+        # Adding to an emoji someone already used needs only Read Message History.
+        first = not any(r.message_id == message.id and r.emoji == emoji for r in self.reactions)
+        needed = READ_MESSAGE_HISTORY | (ADD_REACTIONS if first else 0)
+        self._require_bot_permissions(channel, needed, doing="reacted to a message")
+        self._require_open_thread(channel, doing="reacted")
+        await self._react(self.bot_user, message, emoji)
         return 204, None
 
     async def _delete_reactions(self, call: Call) -> Reply:
@@ -135,6 +175,9 @@ class ChannelRoutes(MessageModel):
             user_id: int | None = self.bot_user.id
         else:
             user_id = int(call.params["user_id"]) if "user_id" in call.params else None
+        channel = self.world.channels_by_id[message.channel_id]
+        needed = 0 if user_id == self.bot_user.id else MANAGE_MESSAGES
+        self._require_bot_permissions(channel, needed, doing="removed reactions")
         removed = [
             r
             for r in self.reactions
@@ -169,6 +212,11 @@ class ChannelRoutes(MessageModel):
 
     async def _pin(self, call: Call) -> Reply:
         message = self._existing_message(call)
+        channel = self.world.channels_by_id[message.channel_id]
+        has = self.world.channel_permissions(self.bot_user, channel)
+        # Pin Messages split from Manage Messages; Discord still accepts either.
+        needed = 0 if has & (PIN_MESSAGES | MANAGE_MESSAGES) else PIN_MESSAGES
+        self._require_bot_permissions(channel, needed, doing="pinned a message")
         message.payload["pinned"] = call.method == "PUT"
         return 204, None
 
@@ -182,6 +230,9 @@ class ChannelRoutes(MessageModel):
                 violation=f"thread requested in channel {channel.id} of type {channel.type}",
             )
         body = call.body or {}
+        private = "message_id" not in call.params and int(body.get("type") or 12) == 12
+        needed = CREATE_PRIVATE_THREADS if private else CREATE_PUBLIC_THREADS
+        self._require_bot_permissions(channel, needed, doing="opened a thread")
         source = None
         if "message_id" in call.params:
             source = self._existing_message(call)
@@ -205,6 +256,7 @@ class ChannelRoutes(MessageModel):
         thread = self._existing_channel(call)
         if not thread.is_thread:
             raise ApiError(400, 50024, "Cannot execute action on this channel type")
+        self._require_bot_permissions(thread, doing="changed who is in a thread")
         raw_user = call.params.get("user_id")
         user_id = self.bot_user.id if raw_user is None else int(raw_user)
         members = self.thread_members.setdefault(thread.id, set())
@@ -216,8 +268,32 @@ class ChannelRoutes(MessageModel):
 
     async def _typing(self, call: Call) -> Reply:
         channel = self._existing_channel(call)
+        self._require_bot_permissions(
+            channel, self._send_permission(channel), doing="started typing"
+        )
         self.typing.append((channel.id, time.monotonic()))
         return 204, None
+
+    def _message_permissions(
+        self, channel: DoubleChannel, body: Mapping[str, Any], call: Call
+    ) -> int:
+        """Return what posting this message needs: to send, and to embed, attach or reply."""
+        needed = self._send_permission(channel)
+        if body.get("embeds"):
+            needed |= EMBED_LINKS
+        if call.files:
+            needed |= ATTACH_FILES
+        if body.get("message_reference"):
+            needed |= READ_MESSAGE_HISTORY
+        return needed
+
+    def _channel_edit_permission(self, channel: DoubleChannel, body: Mapping[str, Any]) -> int:
+        """Return what a channel edit needs: unarchiving an open thread only needs to post."""
+        if not channel.is_thread:
+            return MANAGE_CHANNELS
+        if set(body) <= {"archived"} and body.get("archived") is False and not channel.locked:
+            return SEND_MESSAGES_IN_THREADS
+        return MANAGE_THREADS
 
     # -- guild
 

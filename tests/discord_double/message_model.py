@@ -37,6 +37,12 @@ from .models import (
     iso,
 )
 from .rest import ApiError
+from .world import (
+    SEND_MESSAGES,
+    SEND_MESSAGES_IN_THREADS,
+    VIEW_CHANNEL,
+    permission_names,
+)
 
 HAS_THREAD = 1 << 5
 
@@ -53,6 +59,57 @@ class MessageModel(Bookkeeping):
         problems = message_rule_problems(body, content_limit=self.message_content_limit)
         if problems:
             raise ApiError(400, 50035, "Invalid Form Body", violation="; ".join(problems))
+
+    def _bot_sees(self, channel: DoubleChannel) -> bool:
+        """Tell whether Discord lets the bot see a channel (and hear its events)."""
+        if channel.guild_id is None:
+            return True
+        return bool(self.world.channel_permissions(self.bot_user, channel) & VIEW_CHANNEL)
+
+    def _require_bot_permissions(
+        self, channel: DoubleChannel, needed: int = 0, *, doing: str
+    ) -> None:
+        """Answer as Discord does when the bot lacks a permission in the channel.
+
+        Without View Channel nothing in the channel exists for the bot (403, 50001
+        Missing Access); without another needed permission, 403 50013 Missing Permissions.
+        """
+        if channel.guild_id is None:
+            return
+        has = self.world.channel_permissions(self.bot_user, channel)
+        if not has & VIEW_CHANNEL:
+            raise ApiError(
+                403,
+                50001,
+                "Missing Access",
+                violation=f"{doing} in channel {channel.id}, which the bot cannot view "
+                "(403 Missing Access)",
+            )
+        missing = needed & ~has
+        if missing:
+            names = ", ".join(permission_names(missing))
+            raise ApiError(
+                403,
+                50013,
+                "Missing Permissions",
+                violation=f"{doing} in channel {channel.id} without {names} "
+                "(403 Missing Permissions)",
+            )
+
+    def _send_permission(self, channel: DoubleChannel) -> int:
+        """Return the permission that posting in a channel needs (threads have their own)."""
+        return SEND_MESSAGES_IN_THREADS if channel.is_thread else SEND_MESSAGES
+
+    def _require_open_thread(self, channel: DoubleChannel, *, doing: str) -> None:
+        """Refuse changes inside an archived or locked thread, as Discord does (50083)."""
+        if channel.is_thread and (channel.archived or channel.locked):
+            state = "locked" if channel.locked else "archived"
+            raise ApiError(
+                400,
+                50083,
+                "Thread is archived",
+                violation=f"{doing} in {state} thread {channel.id}",
+            )
 
     def _new_message(
         self,
@@ -229,6 +286,9 @@ class MessageModel(Bookkeeping):
         if message.ephemeral:
             return  # ephemeral messages never reach the bot over the gateway
         channel = self.world.channels_by_id[message.channel_id]
+        if not self._bot_sees(channel):
+            self.notify()
+            return  # Discord sends no events of channels the bot cannot view
         data = dict(message.payload)
         author = self.world.user(message.author_id)
         if channel.guild_id is not None:
@@ -248,7 +308,7 @@ class MessageModel(Bookkeeping):
     async def _delete(self, message: StoredMessage) -> None:
         message.deleted = True
         channel = self.world.channels_by_id[message.channel_id]
-        if not message.ephemeral:
+        if not message.ephemeral and self._bot_sees(channel):
             data: dict[str, Any] = {"id": str(message.id), "channel_id": str(channel.id)}
             if channel.guild_id is not None:
                 data["guild_id"] = str(channel.guild_id)
@@ -261,10 +321,11 @@ class MessageModel(Bookkeeping):
         if reaction not in self.reactions:
             self.reactions.append(reaction)
             self._refresh_reactions(message)
-            data = self._reaction_event(user, message, emoji)
-            await self.gateway.dispatch(
-                Dispatch("MESSAGE_REACTION_ADD", data, intent=self._reaction_intent(message))
-            )
+            if self._bot_sees(self.world.channels_by_id[message.channel_id]):
+                data = self._reaction_event(user, message, emoji)
+                await self.gateway.dispatch(
+                    Dispatch("MESSAGE_REACTION_ADD", data, intent=self._reaction_intent(message))
+                )
         self.notify()
         return reaction
 
@@ -344,6 +405,7 @@ class MessageModel(Bookkeeping):
         if source is not None:
             source.payload["thread"] = self.world.channel_payload(thread)
             source.payload["flags"] = source.flags | HAS_THREAD
-        await self.gateway.dispatch(Dispatch("THREAD_CREATE", payload, intent=GUILDS))
+        if self._bot_sees(thread):
+            await self.gateway.dispatch(Dispatch("THREAD_CREATE", payload, intent=GUILDS))
         self.notify()
         return thread

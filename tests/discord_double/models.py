@@ -98,6 +98,25 @@ class DoubleUser:
 
 
 @dataclass
+class Overwrite:
+    """A channel's permission overwrite for one role (type 0) or one member (type 1)."""
+
+    id: int
+    type: int
+    allow: int = 0
+    deny: int = 0
+
+    def payload(self) -> dict[str, Any]:
+        """Return the overwrite object as the API serialises it."""
+        return {
+            "id": str(self.id),
+            "type": self.type,
+            "allow": str(self.allow),
+            "deny": str(self.deny),
+        }
+
+
+@dataclass
 class DoubleChannel:
     """A guild text channel, a thread, or a DM channel."""
 
@@ -118,6 +137,8 @@ class DoubleChannel:
     message_count: int = 0
     recipient_ids: list[int] = field(default_factory=list)
     created_at: str = field(default_factory=iso)
+    # Threads have none of their own: they follow their parent channel's.
+    overwrites: list[Overwrite] = field(default_factory=list)
 
     @property
     def is_thread(self) -> bool:

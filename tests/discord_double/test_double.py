@@ -10,7 +10,7 @@ import aiohttp
 import discord
 import pytest
 
-from discord_double import EPHEMERAL, DiscordDouble, InvocationError, StoredMessage
+from discord_double import EPHEMERAL, DiscordDouble, InvocationError, StoredMessage, world
 from discord_double.story_bot import StoryBot
 
 
@@ -253,6 +253,9 @@ async def test_threads_are_created_and_dispatched(
 ) -> None:
     channel = bot.get_channel(discord_double.channels["story"].id)
     assert isinstance(channel, discord.TextChannel)
+    # Archiving, locking and private threads need more than the invite grants.
+    extra = world.MANAGE_THREADS | world.CREATE_PRIVATE_THREADS
+    await discord_double.set_role_permissions("bot", world.INVITE_PERMISSIONS | extra)
     starter = await channel.send("A new tale")
     thread = await starter.create_thread(name="The tale")
     assert thread.id == starter.id and discord_double.threads[0].name == "The tale"
@@ -411,6 +414,10 @@ async def test_rest_reads_answer_in_discords_shapes(
     async with channel.typing():
         pass
     assert discord_double.typing
+    # Pinning and clearing others' reactions need Manage Messages, beyond the invite.
+    await discord_double.set_role_permissions(
+        "bot", world.INVITE_PERMISSIONS | world.MANAGE_MESSAGES
+    )
     message = await channel.send("Pin me")
     await message.pin()
     await message.add_reaction("\N{OPEN BOOK}")

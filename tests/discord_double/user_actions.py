@@ -17,6 +17,7 @@ from .interactions import (
 )
 from .message_model import MessageModel
 from .models import DoubleChannel, DoubleUser, InteractionRecord, Reaction, StoredMessage, iso
+from .world import Role, permission_names
 
 
 class UserActions(MessageModel):
@@ -91,6 +92,40 @@ class UserActions(MessageModel):
         )
         return target
 
+    async def set_overwrite(
+        self,
+        channel: int | str | DoubleChannel,
+        target: DoubleUser | Role | str,
+        *,
+        allow: int = 0,
+        deny: int = 0,
+    ) -> DoubleChannel:
+        """Give a role or member its own permissions in a channel, as a moderator would.
+
+        TARGET is a member, a role, or a role key ("everyone", "moderator", "bot");
+        the bot hears of it through CHANNEL_UPDATE.
+        """
+        where = self._channel(channel)
+        if isinstance(target, str):
+            who: DoubleUser | Role = self.world.role(target)
+        else:
+            who = target
+        self.world.set_overwrite(where, who, allow=allow, deny=deny)
+        await self.gateway.dispatch(
+            Dispatch("CHANNEL_UPDATE", self.world.channel_payload(where), intent=GUILDS)
+        )
+        self.notify()
+        return where
+
+    async def set_role_permissions(self, role: Role | str, permissions: int) -> Role:
+        """Change a role's server-wide permissions and dispatch GUILD_ROLE_UPDATE."""
+        changed = self.world.role(role)
+        changed.permissions = permissions
+        data = {"guild_id": str(self.world.guild_id), "role": changed.payload()}
+        await self.gateway.dispatch(Dispatch("GUILD_ROLE_UPDATE", data, intent=GUILDS))
+        self.notify()
+        return changed
+
     async def invoke(
         self,
         user: DoubleUser | str,
@@ -101,9 +136,27 @@ class UserActions(MessageModel):
     ) -> InteractionRecord:
         """Run a slash command as a member, built from the definitions the bot synced."""
         definition = find_command(self.synced_commands, self.world.guild_id, command)
+        member, where = self._user(user), self._channel(channel)
+        self._require_command_visible(definition, member, where)
         builder = CommandDataBuilder(self.world, self._host_attachment)
         data = builder.build(definition, path, options or {})
-        return await self._interact(2, self._user(user), self._channel(channel), data)
+        return await self._interact(2, member, where, data)
+
+    def _require_command_visible(
+        self, definition: Mapping[str, Any], member: DoubleUser, channel: DoubleChannel
+    ) -> None:
+        """Refuse a command Discord's client would not offer this member here."""
+        raw = definition.get("default_member_permissions")
+        if raw is None:
+            return
+        needed = int(raw)
+        has = self.world.channel_permissions(member, channel)
+        if needed & ~has:
+            missing = ", ".join(permission_names(needed & ~has)) or str(raw)
+            raise InvocationError(
+                f"/{definition['name']} needs {missing} by default; Discord does not show it "
+                f"to {member.username}"
+            )
 
     async def autocomplete(
         self,
@@ -185,11 +238,11 @@ class UserActions(MessageModel):
             "channel": self.world.interaction_channel_payload(channel, user),
             "member": {
                 **user.member_payload(),
-                "permissions": str(self.world.permissions(user)),
+                "permissions": str(self.world.channel_permissions(user, channel)),
             },
             "token": token,
             "version": 1,
-            "app_permissions": str(self.world.permissions(self.bot_user)),
+            "app_permissions": str(self.world.channel_permissions(self.bot_user, channel)),
             "locale": "en-US",
             "guild_locale": "en-US",
             "entitlements": [],

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .models import DoubleChannel, DoubleUser, Snowflakes
+from .models import DoubleChannel, DoubleUser, Overwrite, Snowflakes
 
 # Permission bits (https://discord.com/developers/docs/topics/permissions).
 CREATE_INSTANT_INVITE = 1 << 0
 KICK_MEMBERS = 1 << 1
 ADMINISTRATOR = 1 << 3
+MANAGE_CHANNELS = 1 << 4
 MANAGE_GUILD = 1 << 5
 ADD_REACTIONS = 1 << 6
 VIEW_CHANNEL = 1 << 10
@@ -24,9 +25,11 @@ CHANGE_NICKNAME = 1 << 26
 USE_APPLICATION_COMMANDS = 1 << 31
 MANAGE_THREADS = 1 << 34
 CREATE_PUBLIC_THREADS = 1 << 35
+CREATE_PRIVATE_THREADS = 1 << 36
 SEND_MESSAGES_IN_THREADS = 1 << 38
 MODERATE_MEMBERS = 1 << 40
-ALL_PERMISSIONS = (1 << 51) - 1
+PIN_MESSAGES = 1 << 51
+ALL_PERMISSIONS = (1 << 52) - 1
 
 EVERYONE_PERMISSIONS = (
     CREATE_INSTANT_INVITE
@@ -43,7 +46,49 @@ EVERYONE_PERMISSIONS = (
     | SEND_MESSAGES_IN_THREADS
 )
 MODERATOR_PERMISSIONS = MANAGE_GUILD | MANAGE_MESSAGES | MANAGE_THREADS | KICK_MEMBERS
-BOT_PERMISSIONS = EVERYONE_PERMISSIONS | MANAGE_MESSAGES | MANAGE_THREADS
+# The bot's managed role holds exactly what the README's invite link asks for
+# (permissions=309237763136), nothing more: whatever else the bot did would fail on Discord.
+INVITE_PERMISSIONS = (
+    ADD_REACTIONS
+    | VIEW_CHANNEL
+    | SEND_MESSAGES
+    | EMBED_LINKS
+    | ATTACH_FILES
+    | READ_MESSAGE_HISTORY
+    | CREATE_PUBLIC_THREADS
+    | SEND_MESSAGES_IN_THREADS
+)
+BOT_PERMISSIONS = INVITE_PERMISSIONS
+
+ROLE_OVERWRITE = 0
+MEMBER_OVERWRITE = 1
+# Names of the permissions the double checks, for violation messages.
+PERMISSION_NAMES = {
+    VIEW_CHANNEL: "VIEW_CHANNEL",
+    SEND_MESSAGES: "SEND_MESSAGES",
+    SEND_MESSAGES_IN_THREADS: "SEND_MESSAGES_IN_THREADS",
+    EMBED_LINKS: "EMBED_LINKS",
+    ATTACH_FILES: "ATTACH_FILES",
+    READ_MESSAGE_HISTORY: "READ_MESSAGE_HISTORY",
+    ADD_REACTIONS: "ADD_REACTIONS",
+    MANAGE_MESSAGES: "MANAGE_MESSAGES",
+    MANAGE_THREADS: "MANAGE_THREADS",
+    MANAGE_CHANNELS: "MANAGE_CHANNELS",
+    MANAGE_GUILD: "MANAGE_GUILD",
+    ADMINISTRATOR: "ADMINISTRATOR",
+    CREATE_PUBLIC_THREADS: "CREATE_PUBLIC_THREADS",
+    CREATE_PRIVATE_THREADS: "CREATE_PRIVATE_THREADS",
+    PIN_MESSAGES: "PIN_MESSAGES",
+}
+
+
+def permission_names(bits: int) -> list[str]:
+    """Name the permission bits the double knows by name (others by number)."""
+    names = []
+    for bit in range(bits.bit_length()):
+        if bits >> bit & 1:
+            names.append(PERMISSION_NAMES.get(1 << bit, f"1<<{bit}"))
+    return names
 
 
 @dataclass
@@ -164,6 +209,17 @@ class GuildWorld:
         """Find a member by id."""
         return next((u for u in self.members if u.id == user_id), None)
 
+    def role(self, ref: Role | str | int) -> Role:
+        """Return a role by key ("everyone", "moderator", "bot"), id, or itself."""
+        if isinstance(ref, Role):
+            return ref
+        if isinstance(ref, str):
+            return self.roles[ref]
+        found = next((r for r in self.roles.values() if r.id == ref), None)
+        if found is None:
+            raise KeyError(f"no role {ref}")
+        return found
+
     def permissions(self, user: DoubleUser) -> int:
         """Compute a member's guild permissions from @everyone and their roles."""
         if user.id == self.owner.id:
@@ -173,6 +229,58 @@ class GuildWorld:
             if role.id in user.role_ids:
                 value |= role.permissions
         return ALL_PERMISSIONS if value & ADMINISTRATOR else value
+
+    def channel_permissions(self, user: DoubleUser, channel: DoubleChannel) -> int:
+        """Compute a member's permissions in a channel as Discord does.
+
+        The guild permissions (owner and Administrator have all), then the channel's
+        @everyone overwrite, the overwrites of the member's roles together, and the
+        member's own overwrite, each denying before allowing. A thread has the
+        permissions of its parent channel.
+        """
+        base = self.permissions(user)
+        if base & ADMINISTRATOR or user.id == self.owner.id:
+            return ALL_PERMISSIONS
+        if channel.guild_id is None:
+            return base
+        source = channel
+        if channel.is_thread and channel.parent_id is not None:
+            source = self.channels_by_id.get(channel.parent_id, channel)
+        value = base
+        everyone = next(
+            (o for o in source.overwrites if o.type == ROLE_OVERWRITE and o.id == self.guild_id),
+            None,
+        )
+        if everyone is not None:
+            value = (value & ~everyone.deny) | everyone.allow
+        allow = deny = 0
+        for overwrite in source.overwrites:
+            if overwrite.type == ROLE_OVERWRITE and overwrite.id in user.role_ids:
+                allow |= overwrite.allow
+                deny |= overwrite.deny
+        value = (value & ~deny) | allow
+        for overwrite in source.overwrites:
+            if overwrite.type == MEMBER_OVERWRITE and overwrite.id == user.id:
+                value = (value & ~overwrite.deny) | overwrite.allow
+        return value
+
+    def set_overwrite(
+        self,
+        channel: DoubleChannel,
+        target: DoubleUser | Role,
+        *,
+        allow: int = 0,
+        deny: int = 0,
+    ) -> None:
+        """Replace the channel's overwrite for a role or member (none left when both are 0)."""
+        if channel.is_thread:
+            raise ValueError("threads have no overwrites of their own; change the parent's")
+        kind = ROLE_OVERWRITE if isinstance(target, Role) else MEMBER_OVERWRITE
+        channel.overwrites = [
+            o for o in channel.overwrites if not (o.type == kind and o.id == target.id)
+        ]
+        if allow or deny:
+            channel.overwrites.append(Overwrite(target.id, kind, allow, deny))
 
     def channel_payload(self, channel: DoubleChannel) -> dict[str, Any]:
         """Return a channel or thread object as the API serialises it."""
@@ -215,7 +323,7 @@ class GuildWorld:
         data.update(
             nsfw=channel.nsfw,
             position=channel.position,
-            permission_overwrites=[],
+            permission_overwrites=[o.payload() for o in channel.overwrites],
             topic=channel.topic,
             parent_id=_opt_id(channel.parent_id),
             default_auto_archive_duration=1440,
@@ -301,7 +409,7 @@ class GuildWorld:
         """Return the channel as an interaction carries it, with the user's permissions."""
         data = self.channel_payload(channel)
         if channel.type != 1:
-            data["permissions"] = str(self.permissions(user))
+            data["permissions"] = str(self.channel_permissions(user, channel))
         return data
 
 
