@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from engine.errors import OperatorError, StoryError
-from engine.export import ExportFormat, ExportOptions
+from engine.export import ExportFormat, ExportOptions, importer
 from engine.ops.database_admin import DatabaseUnavailable, migrate, safe_url
 from engine.ops.status import DEFAULT_NEEDS, NEEDS
 from engine.queue.errors import QueueError
@@ -398,8 +398,15 @@ async def _import_story(url: str, data: bytes, guild_id: int | None, channel_id:
 def cmd_import(args: argparse.Namespace) -> int:
     """Create a new story from a JSON file written by `taleweaver export --format json`."""
     url = args.database_url or _settings().database_url
+    # One byte past the limit is enough for the importer to refuse an oversized file,
+    # without holding a huge one in memory first.
+    most = importer.MAX_IMPORT_BYTES + 1
     try:
-        data = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+        if args.file == "-":
+            data = sys.stdin.buffer.read(most)
+        else:
+            with Path(args.file).open("rb") as file:
+                data = file.read(most)
     except OSError as exc:
         return _fail(f"cannot read {args.file}: {exc.strerror or exc}")
     try:

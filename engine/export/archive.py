@@ -12,7 +12,10 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from engine.actors import MAX_DISPLAY_NAME_CHARS
 from engine.rules.guild_config import GuildConfig
+from engine.story.lifecycle import MAX_TITLE_CHARS
+from engine.story.lore import MAX_LORE_NAME_CHARS
 from engine.story.views import StoryTranscript
 from storage.models import ParticipantStatus, SessionStatus, TurnKind
 
@@ -31,7 +34,7 @@ class ArchivedSession(_Strict):
     id: int
     guild_id: int
     channel_id: int
-    title: str = Field(min_length=1, max_length=200)
+    title: str = Field(min_length=1, max_length=MAX_TITLE_CHARS)
     genre: str = Field(min_length=1, max_length=40)
     premise: str
     authors_note: str
@@ -49,7 +52,7 @@ class ArchivedParticipant(_Strict):
     """A player of the story, by Discord user id."""
 
     user_id: int
-    display_name: str = Field(min_length=1, max_length=100)
+    display_name: str = Field(min_length=1, max_length=MAX_DISPLAY_NAME_CHARS)
     join_order: int = Field(ge=1)
     status: ParticipantStatus
     consecutive_timeouts: int = Field(ge=0)
@@ -67,7 +70,7 @@ class ArchivedTurn(_Strict):
     number: int = Field(ge=1)
     kind: TurnKind
     author_id: int | None
-    author_name: str = Field(min_length=1, max_length=100)
+    author_name: str = Field(min_length=1, max_length=MAX_DISPLAY_NAME_CHARS)
     text: str
     discord_message_id: int | None
     job_id: str | None
@@ -79,7 +82,7 @@ class ArchivedTurn(_Strict):
 class ArchivedLore(_Strict):
     """A lore entry."""
 
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=MAX_LORE_NAME_CHARS)
     keywords: tuple[str, ...]
     text: str
     created_by: int
@@ -97,7 +100,7 @@ class ArchivedTableTalk(_Strict):
     """An out-of-character remark, said after turn ``after_turn``."""
 
     author_id: int
-    author_name: str = Field(min_length=1, max_length=100)
+    author_name: str = Field(min_length=1, max_length=MAX_DISPLAY_NAME_CHARS)
     text: str
     after_turn: int = Field(ge=0)
     created_at: AwareDatetime

@@ -1,17 +1,22 @@
 """Read a JSON story archive back into the database as a new story.
 
 ``import_story`` is the whole interface: it validates the file, then creates the story with
-new ids in one transaction. The import keeps every passage, alternative, lore entry,
-summary, remark and timestamp; generation job ids are dropped, because they are unique and
-belong to jobs of the original database.
+new ids in one transaction. Validation trusts nothing: size and nesting depth before the
+JSON is parsed, then every text (storable, within the limits of live play), every number
+(within the database's integer columns) and every list's length. The import keeps every
+passage, alternative, lore entry, summary, remark and timestamp; generation job ids are
+dropped, because they are unique and belong to jobs of the original database.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+import math
+import re
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,10 +25,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.errors import InvalidSetting, StoryError
 from engine.export.archive import FORMAT_NAME, FORMAT_VERSION, StoryArchive
+from engine.protocol.bounds import field_bounds
 from engine.rules.genres import get_preset, validate_sampling
 from engine.rules.guild_config import GuildConfig
+from engine.safety.policy import DEFAULT_MAX_CHARS
+from engine.safety.storable import find_unstorable
 from engine.story.clock import Clock, utc_now
+from engine.story.lifecycle import MAX_AUTHORS_NOTE_CHARS, MAX_PREMISE_CHARS
+from engine.story.lore import MAX_LORE_KEYWORD_CHARS, MAX_LORE_KEYWORDS, MAX_LORE_TEXT_CHARS
 from engine.story.rotation import next_after
+from engine.story.turns import MAX_TABLE_TALK_CHARS
 from engine.story.views import SessionView
 from storage import repositories as repo
 from storage.models import (
@@ -45,6 +56,32 @@ log = logging.getLogger(__name__)
 # Enough problems to fix a file in one go, few enough to stay one readable line.
 MAX_PROBLEMS_SHOWN = 5
 
+# An imported story must be one the engine could have stored itself: its texts are held
+# to the limits of live play, so that no story (and no narrator prompt built from it)
+# is bigger than live play allows.
+MAX_TURN_CHARS = field_bounds(GuildConfig, "max_turn_chars")[1]  # the most a server allows
+MAX_PASSAGE_CHARS = DEFAULT_MAX_CHARS  # the content policy's limit, narration included
+# Summaries are bounded by the tokens the model may write, not by characters: twice a
+# passage's limit leaves them room.
+MAX_SUMMARY_CHARS = 2 * DEFAULT_MAX_CHARS
+# Live play sets no count on these; the bounds are far above any real story and keep an
+# import from tying up the database: 50,000 turns is a turn a minute for five weeks.
+MAX_ENTRIES = {
+    "participants": 1_000,
+    "turns": 50_000,
+    "lore": 1_000,
+    "summaries": 50_000,
+    "table_talk": 100_000,
+}
+MAX_ALTERNATIVES = 200  # earlier and spare versions of one passage
+# The file as a whole: 50,000 turns of a few hundred characters each fit many times over.
+MAX_IMPORT_BYTES = 64 * 1024 * 1024
+# A story file is 5 levels deep (turns[i].alternatives[j]); server settings a few more.
+MAX_JSON_DEPTH = 32
+# The database's integer columns: ids (Discord snowflakes) are BIGINT, counters INTEGER.
+BIGINT_RANGE = range(-(2**63), 2**63)
+MAX_INTEGER = 2**31 - 1
+
 
 class StoryImportError(StoryError):
     """A story file cannot be imported; the message names what is wrong."""
@@ -53,8 +90,15 @@ class StoryImportError(StoryError):
 def _location(loc: Iterable[int | str]) -> str:
     out = ""
     for part in loc:
+        if isinstance(part, str):
+            part = _clipped(part)
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "the file"
+
+
+def _clipped(text: str, limit: int = 40) -> str:
+    """Return TEXT cut to LIMIT characters: a hostile value must not flood the error line."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 def _explain(exc: ValidationError) -> str:
@@ -66,10 +110,16 @@ def _explain(exc: ValidationError) -> str:
 
 def parse_archive(data: bytes | str) -> StoryArchive:
     """Validate a story file and return its archive, or raise StoryImportError saying why."""
-    try:
-        raw = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StoryImportError(f"The file is not valid JSON: {exc}.") from exc
+    return _parse(data)[0]
+
+
+def _parse(data: bytes | str) -> tuple[StoryArchive, GuildConfig]:
+    """Validate every field of a story file; return it with the server settings it brings."""
+    if len(data) > MAX_IMPORT_BYTES:
+        raise StoryImportError(
+            f"The file is larger than {MAX_IMPORT_BYTES:,} bytes, the most an import reads."
+        )
+    raw = _load_json(data)
     if not isinstance(raw, dict) or raw.get("format") != FORMAT_NAME:
         raise StoryImportError(
             f'The file is not a Taleweaver story (its "format" field is not "{FORMAT_NAME}").'
@@ -77,16 +127,160 @@ def parse_archive(data: bytes | str) -> StoryArchive:
     version = raw.get("format_version")
     if version != FORMAT_VERSION:
         raise StoryImportError(
-            f"The story file has format version {version!r}; this Taleweaver reads version "
-            f"{FORMAT_VERSION}."
+            f"The story file has format version {_clipped(repr(version))}; "
+            f"this Taleweaver reads version {FORMAT_VERSION}."
         )
+    _check_values(raw)
     try:
         # Validated from the JSON text so that timestamps and enums parse strictly.
         archive = StoryArchive.model_validate_json(json.dumps(raw))
     except ValidationError as exc:
         raise StoryImportError(f"The story file is invalid: {_explain(exc)}.") from exc
+    _check_limits(archive)
     _check_consistency(archive)
-    return archive
+    return archive, _settings_of(archive)
+
+
+# A JSON string, escapes included: brackets inside one do not nest anything.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(code for code in range(256) if code not in b"[]{}")
+_BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 and -1 as signed bytes
+
+
+def _nesting_depth(text: str) -> int:
+    """Return how deep TEXT nests arrays and objects, without parsing it.
+
+    The JSON parser recurses once per level and fails with RecursionError on a deep
+    enough document; this counts brackets outside strings with no recursion, in C
+    loops (about a second for the largest file an import reads).
+    """
+    structure = _JSON_STRING.sub("", text).encode("ascii", "ignore")
+    steps = structure.translate(None, _NOT_BRACKETS).translate(_BRACKET_STEPS)
+    return max(accumulate(memoryview(steps).cast("b")), default=0)
+
+
+def _load_json(data: bytes | str) -> Any:
+    try:
+        # As json.loads does for bytes: UTF-8, -16 or -32, surrogates let through so
+        # that they are reported where they are, like escaped ones (_check_values).
+        text = (
+            data
+            if isinstance(data, str)
+            else data.decode(json.detect_encoding(data), "surrogatepass")
+        )
+    except UnicodeDecodeError as exc:
+        raise StoryImportError(f"The file is not valid JSON: {exc}.") from exc
+    if _nesting_depth(text) > MAX_JSON_DEPTH:
+        raise StoryImportError(
+            f"The file nests arrays and objects more than {MAX_JSON_DEPTH} levels deep; "
+            "a story file never does, so it is not one or it is damaged."
+        )
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise StoryImportError(f"The file is not valid JSON: {exc}.") from exc
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise StoryImportError(
+            "The file is not valid JSON: it holds a number too long to read."
+        ) from exc
+    except RecursionError as exc:  # not reached past the depth check; kept as a backstop
+        raise StoryImportError("The file is nested too deeply to read.") from exc
+
+
+def _check_values(raw: Any) -> None:
+    """Refuse the first text no database can store, or number none can hold, anywhere in RAW."""
+    pending: list[tuple[Any, tuple[int | str, ...]]] = [(raw, ())]
+    while pending:
+        value, loc = pending.pop()
+        if isinstance(value, str):
+            _refuse_unstorable(value, _location(loc))
+        elif isinstance(value, bool):
+            continue
+        elif isinstance(value, int):
+            if value not in BIGINT_RANGE:
+                raise StoryImportError(
+                    f"The story file's {_location(loc)} is {_clipped(str(value), 24)}, "
+                    "out of range: ids and numbers must fit in 64 bits (-2**63 to 2**63-1)."
+                )
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise StoryImportError(f"The story file's {_location(loc)} is not a finite number.")
+        elif isinstance(value, dict):
+            for key in value:
+                _refuse_unstorable(key, f"{_location(loc)}: a key")
+            # Reversed, so that the first problem in the file is the one reported.
+            pending.extend((item, (*loc, key)) for key, item in reversed(value.items()))
+        elif isinstance(value, list):
+            pending.extend((value[i], (*loc, i)) for i in range(len(value) - 1, -1, -1))
+
+
+def _refuse_unstorable(text: str, where: str) -> None:
+    found = find_unstorable(text)
+    if found is not None:
+        raise StoryImportError(
+            f"The story file's {where} contains a character that cannot be stored "
+            f"({found.description}: {found}); fix or remove it in the file and import again."
+        )
+
+
+def _check_limits(archive: StoryArchive) -> None:
+    """Hold every text, list, counter and time to what live play could have stored."""
+    problems: list[str] = []
+
+    def text(where: str, value: str, limit: int) -> None:
+        if len(value) > limit:
+            problems.append(f"{where}: {len(value):,} characters (at most {limit:,})")
+
+    def count(where: str, items: Sequence[object], limit: int) -> None:
+        if len(items) > limit:
+            problems.append(f"{where}: {len(items):,} entries (at most {limit:,})")
+
+    def counter(where: str, value: int) -> None:
+        if value > MAX_INTEGER:
+            problems.append(f"{where}: {value:,} is too large (at most {MAX_INTEGER:,})")
+
+    def moment(where: str, value: datetime | None) -> None:
+        try:
+            _utc(value)
+        except OverflowError:
+            problems.append(f"{where}: {value} is out of range in UTC")
+
+    for key, limit in MAX_ENTRIES.items():
+        count(key, getattr(archive, key), limit)
+    session = archive.session
+    text("session.premise", session.premise, MAX_PREMISE_CHARS)
+    text("session.authors_note", session.authors_note, MAX_AUTHORS_NOTE_CHARS)
+    for name in ("created_at", "ended_at", "turn_deadline"):
+        moment(f"session.{name}", getattr(session, name))
+    for i, player in enumerate(archive.participants):
+        counter(f"participants[{i}].join_order", player.join_order)
+        counter(f"participants[{i}].consecutive_timeouts", player.consecutive_timeouts)
+    for i, turn in enumerate(archive.turns):
+        limit = MAX_TURN_CHARS if turn.kind == TurnKind.PLAYER else MAX_PASSAGE_CHARS
+        text(f"turns[{i}].text", turn.text, limit)
+        count(f"turns[{i}].alternatives", turn.alternatives, MAX_ALTERNATIVES)
+        for j, alternative in enumerate(turn.alternatives):
+            text(f"turns[{i}].alternatives[{j}].text", alternative.text, MAX_PASSAGE_CHARS)
+        moment(f"turns[{i}].created_at", turn.created_at)
+        moment(f"turns[{i}].edited_at", turn.edited_at)
+    for i, entry in enumerate(archive.lore):
+        text(f"lore[{i}].text", entry.text, MAX_LORE_TEXT_CHARS)
+        count(f"lore[{i}].keywords", entry.keywords, MAX_LORE_KEYWORDS)
+        for j, keyword in enumerate(entry.keywords):
+            text(f"lore[{i}].keywords[{j}]", keyword, MAX_LORE_KEYWORD_CHARS)
+    for i, summary in enumerate(archive.summaries):
+        text(f"summaries[{i}].text", summary.text, MAX_SUMMARY_CHARS)
+        counter(f"summaries[{i}].covers_through_turn", summary.covers_through_turn)
+        moment(f"summaries[{i}].created_at", summary.created_at)
+    for i, remark in enumerate(archive.table_talk):
+        text(f"table_talk[{i}].text", remark.text, MAX_TABLE_TALK_CHARS)
+        counter(f"table_talk[{i}].after_turn", remark.after_turn)
+        moment(f"table_talk[{i}].created_at", remark.created_at)
+    if problems:
+        shown = "; ".join(problems[:MAX_PROBLEMS_SHOWN])
+        more = len(problems) - MAX_PROBLEMS_SHOWN
+        extra = f" (and {more:,} more)" if more > 0 else ""
+        raise StoryImportError(f"The story file is over the limits of live play: {shown}{extra}.")
 
 
 def _check_consistency(archive: StoryArchive) -> None:
@@ -203,7 +397,12 @@ async def import_story(
     An unfinished story keeps its state (and the current player gets a fresh clock) when its
     channel has no unfinished story; a server without stored settings adopts the file's.
     """
-    archive = parse_archive(data)
+    for what, value in (("server", guild_id), ("channel", channel_id)):
+        if value is not None and value not in BIGINT_RANGE:
+            raise StoryImportError(
+                f"The {what} id {value} is out of range: Discord ids fit in 64 bits."
+            )
+    archive, settings = _parse(data)
     source = archive.session
     guild = source.guild_id if guild_id is None else guild_id
     channel = source.channel_id if channel_id is None else channel_id
@@ -214,7 +413,7 @@ async def import_story(
                 running = await repo.get_open_session_in_channel(db=db, channel_id=channel)
                 if running is not None:
                     raise _refuse_busy_channel(channel, running.id)
-            config = await _adopt_settings(db, guild, archive)
+            config = await _adopt_settings(db, guild, settings)
             story = await _create(db, archive, guild, channel, config, clock())
             view = SessionView.of(story)
     except IntegrityError as exc:
@@ -232,12 +431,11 @@ async def import_story(
     return view
 
 
-async def _adopt_settings(db: AsyncSession, guild_id: int, archive: StoryArchive) -> GuildConfig:
+async def _adopt_settings(db: AsyncSession, guild_id: int, config: GuildConfig) -> GuildConfig:
     row = await repo.get_guild_settings(db=db, guild_id=guild_id)
     if row is not None:
         # A server's own rules win over the ones a file brings along.
         return GuildConfig.from_row(row)
-    config = _settings_of(archive)
     row = GuildSettings(guild_id=guild_id)
     for name, value in config.model_dump().items():
         setattr(row, name, value)
