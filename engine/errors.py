@@ -44,3 +44,18 @@ class InvalidSetting(StoryError):
 
 class OperatorError(Exception):
     """The bot's own machinery failed; ``str(err)`` tells the operator what to fix."""
+
+
+class StoryUnavailable(StoryError):
+    """The story database did not answer (down, stalled or busy); nothing was saved.
+
+    A player can only wait and try again, so it is a refusal to show them; what failed
+    is logged for the operator where the error is raised.
+    """
+
+    def __init__(
+        self,
+        message: str = "The story database is unreachable; nothing was saved. "
+        "Try again in a moment.",
+    ) -> None:
+        super().__init__(message)

@@ -28,6 +28,19 @@ class Settings(BaseSettings):
         "sqlite+aiosqlite:///taleweaver.db",
         description="SQLAlchemy async URL: sqlite+aiosqlite:///… or postgresql+asyncpg://…",
     )
+    database_connect_timeout_s: float = Field(
+        5.0, gt=0, le=300, description="PostgreSQL: longest wait to open a connection"
+    )
+    database_statement_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="PostgreSQL: longest a statement may run, or a call wait for a free "
+        "pooled connection",
+    )
+    sqlite_busy_timeout_s: float = Field(
+        5.0, ge=0, le=300, description="SQLite: longest a write waits for another writer"
+    )
     queue_url: str = Field(
         "memory://",
         description="memory:// (in-process queue and worker) or redis://host:6379/0",

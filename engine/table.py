@@ -13,11 +13,21 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from engine.actors import Actor
+from engine.database import database_of, unavailable
+from engine.errors import StoryUnavailable
 from engine.narrator.coordinator import NarratorBusy, NarratorCoordinator
 from engine.story import StoryService
 from engine.story.views import NarrationRequest, SessionView, TurnView
 
 log = logging.getLogger(__name__)
+
+TURN_NOT_SAVED = (
+    "The story database is unreachable; your turn was not saved. Try again in a moment."
+)
+NARRATOR_NOT_ASKED = (
+    "The story database did not answer, so the narrator could not be asked yet. "
+    "It will continue once the database is back, or the turn comes back to you."
+)
 
 
 @dataclass(frozen=True)
@@ -81,9 +91,12 @@ class StoryTable:
         SHOW runs between the two so that the turn appears before the narrator's text;
         the job is queued even when SHOW fails, and SHOW's error is raised afterwards.
         """
-        outcome = await self._story.turns.submit_turn(
-            channel_id, actor, text, message_id=message_id
-        )
+        try:
+            outcome = await self._story.turns.submit_turn(
+                channel_id, actor, text, message_id=message_id
+            )
+        except StoryUnavailable as exc:
+            raise StoryUnavailable(TURN_NOT_SAVED) from exc
         log.info(
             "turn %d stored for %s",
             outcome.turn.number,
@@ -126,6 +139,17 @@ class StoryTable:
         except NarratorBusy as busy:
             # The coordinator has already handed the turn back to the players.
             return NarratorCall(request.session_id, request.job_id, None, refusal=str(busy))
+        except Exception as exc:
+            # The turn (or the call) is stored and the story waits for this job; the
+            # narrator's own reads may still find the database gone. The pending job is
+            # queued again once the database answers, like one the queue could not take.
+            if not isinstance(exc, StoryUnavailable) and (
+                unavailable(exc, database_of(self._story.store.sessions)) is None
+            ):
+                raise
+            return NarratorCall(
+                request.session_id, request.job_id, None, refusal=NARRATOR_NOT_ASKED
+            )
         log.info(
             "narrator job queued at position %s",
             position,

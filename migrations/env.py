@@ -8,7 +8,7 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from storage.database import create_engine
+from storage.database import MIGRATION_LIMITS, create_engine
 from storage.models import Base
 
 config = context.config
@@ -55,7 +55,7 @@ async def run_migrations_online() -> None:
     if connection is not None:
         _run_sync(connection)
         return
-    engine = create_engine(_database_url())
+    engine = create_engine(_database_url(), limits=MIGRATION_LIMITS)
     try:
         async with engine.connect() as conn:
             await conn.run_sync(_run_sync)

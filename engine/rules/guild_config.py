@@ -17,6 +17,7 @@ from pydantic import (
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.actors import Actor
+from engine.database import reporting_sessions
 from engine.errors import InvalidSetting, PermissionDenied
 from engine.rules.genres import get_preset, validate_sampling
 from engine.safety.flood import FloodLimits
@@ -150,7 +151,7 @@ class GuildConfigService:
     """Read and change a server's configuration."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+        self._sessions = reporting_sessions(sessions)
         self._listeners: list[Callable[[int], None]] = []
 
     def subscribe(self, listener: Callable[[int], None]) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine.actors import Actor
+from engine.database import reporting_sessions
 from engine.errors import ConcurrentChange, InvalidState, PermissionDenied, SessionNotFound
 from engine.protocol import new_job_id
 from engine.rules.guard import ContentGuard, ContentRefused, RateLimited, Where, effective_rating
@@ -90,9 +91,10 @@ class StoryStore:
         throttles: Throttles | None = None,
         on_change: Callable[[], None] | None = None,
     ) -> None:
-        self.sessions = sessions
+        # A database that does not answer ends every call in StoryUnavailable.
+        self.sessions = reporting_sessions(sessions)
         self.clock = clock
-        self.guard = guard if guard is not None else ContentGuard(sessions)
+        self.guard = guard if guard is not None else ContentGuard(self.sessions)
         # No rate limits unless the runtime sets them (scripted callers act fast on purpose).
         self.throttles = throttles
         # Called after a commit that may have moved a deadline (the timeout scheduler listens).

@@ -8,6 +8,7 @@ import pytest
 
 from bot.discord.app import BotOptions
 from bot.discord.cogs.turns.cog import REFUSED_REACTION, WAITING_REACTION, TurnsCog
+from engine.errors import StoryUnavailable
 from engine.narrator.coordinator import NarratorBusy
 from engine.story.views import NarrationRequest
 
@@ -187,3 +188,67 @@ async def test_system_messages_are_ignored(
     message.type = discord.MessageType.pins_add
     await cog.on_message(message)
     assert await story_db.story.queries.turns(view.id) == []
+
+
+def database_down(story_db: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every lookup of a channel's story fail as with the database unreachable."""
+
+    async def unreachable(channel_id: int) -> None:
+        raise StoryUnavailable()
+
+    monkeypatch.setattr(story_db.story.queries, "in_channel", unreachable)
+
+
+async def test_a_player_writing_while_the_database_is_down_is_told_nothing_was_saved(
+    cog: TurnsCog,
+    story_db: SimpleNamespace,
+    fake: SimpleNamespace,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await story_db.configs.update(GUILD, MOD, narrator_cadence="on_demand")
+    view = await started(story_db.story, ALICE, BOB)
+    await cog.on_message(message_from(fake, ALICE, "Alice opens the door."))
+    database_down(story_db, monkeypatch)
+
+    turn = message_from(fake, BOB, "Bob follows.")
+    chatter = message_from(fake, SimpleNamespace(user_id=CARA_ID, display_name="Cara"), "hi")
+    await cog.on_message(turn)
+    await cog.on_message(chatter)
+
+    assert turn.reactions == [REFUSED_REACTION]
+    ((reason, _),) = turn.replies
+    assert reason == f"{REFUSED_REACTION} {StoryUnavailable()}"
+    assert chatter.reactions == [] and chatter.replies == [], "only the story's players hear"
+    monkeypatch.undo()
+    assert [t.text for t in await story_db.story.queries.turns(view.id)] == [
+        "Alice opens the door."
+    ]
+
+
+async def test_a_channel_without_a_known_story_stays_quiet_while_the_database_is_down(
+    cog: TurnsCog,
+    story_db: SimpleNamespace,
+    fake: SimpleNamespace,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    database_down(story_db, monkeypatch)
+    message = message_from(fake, ALICE, "Is anyone here?")
+    await cog.on_message(message)
+    assert message.reactions == [] and message.replies == []
+
+
+async def test_an_edit_while_the_database_is_down_is_marked_not_saved(
+    cog: TurnsCog,
+    story_db: SimpleNamespace,
+    fake: SimpleNamespace,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await story_db.configs.update(GUILD, MOD, narrator_cadence="on_demand")
+    await started(story_db.story, ALICE, BOB)
+    message = message_from(fake, ALICE, "Alice opens the dor.")
+    await cog.on_message(message)
+    database_down(story_db, monkeypatch)
+    await cog.on_raw_message_edit(edit_of(message, "Alice opens the door."))
+    assert message.reactions == [REFUSED_REACTION]
+    ((reason, _),) = message.replies
+    assert reason.startswith(f"{REFUSED_REACTION} Your edit was not saved: The story database")

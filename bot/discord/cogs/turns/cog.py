@@ -3,6 +3,8 @@
 Only loaded with the message content intent. Out-of-turn messages are not recorded and get
 a ⏳ reaction; `((` and `//` start table talk. A refused turn gets a ❌ reaction (which
 stays) and a reply with the reason that deletes itself: one lasting mark, no clutter.
+When the story database does not answer, a player of the channel's story gets the same
+❌ and reply saying their message was not saved; other people's chatter gets nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from bot.discord.actors import actor_from_user
 from bot.discord.formatting import NO_MENTIONS, truncate, turn_prompt
 from bot.discord.narrator_messages import send_ping
 from bot.discord.turn_rules import MessageRole, classify_message, is_table_talk, table_talk_text
-from engine.errors import InvalidState, NotYourTurn, StoryError
+from engine.errors import InvalidState, NotYourTurn, StoryError, StoryUnavailable
+from engine.story.views import SessionView
 
 if TYPE_CHECKING:
     from bot.discord.app import TaleweaverBot
@@ -36,6 +39,25 @@ class TurnsCog(commands.Cog):
 
     def __init__(self, bot: TaleweaverBot) -> None:
         self.bot = bot
+        # The story last seen in each channel: while the database does not answer, it
+        # tells a player of that story (who is told) from anyone else (who is not).
+        self._last_seen: dict[int, SessionView] = {}
+
+    async def _story_in(self, channel_id: int) -> SessionView | None:
+        view = await self.bot.runtime.story.queries.in_channel(channel_id)
+        self._remember(channel_id, view)
+        return view
+
+    def _remember(self, channel_id: int, view: SessionView | None) -> None:
+        if view is None:
+            self._last_seen.pop(channel_id, None)
+        else:
+            self._last_seen[channel_id] = view
+
+    def _plays_here(self, channel_id: int, user_id: int) -> bool:
+        """Tell whether USER_ID played in the story last seen in the channel."""
+        view = self._last_seen.get(channel_id)
+        return classify_message(view, user_id) is not MessageRole.IGNORE
 
     @staticmethod
     def _is_candidate(message: discord.Message) -> bool:
@@ -68,7 +90,12 @@ class TurnsCog(commands.Cog):
                     # Table talk breaking the rules is not kept; say why, like for a turn.
                     await self.refuse(message, str(exc))
             return
-        view = await sessions.queries.in_channel(channel_id)
+        try:
+            view = await self._story_in(channel_id)
+        except StoryUnavailable as exc:
+            if self._plays_here(channel_id, actor.user_id):
+                await self.refuse(message, str(exc))
+            return
         role = classify_message(view, actor.user_id)
         if role is MessageRole.IGNORE:
             return
@@ -86,6 +113,7 @@ class TurnsCog(commands.Cog):
         except StoryError as exc:
             await self.refuse(message, str(exc))
             return
+        self._remember(channel_id, written.session)
         if written.narrator is not None:
             if written.narrator.refusal is not None:
                 with contextlib.suppress(discord.HTTPException):
@@ -110,7 +138,12 @@ class TurnsCog(commands.Cog):
         if not text or is_table_talk(text):
             return
         sessions = self.bot.runtime.story
-        view = await sessions.queries.in_channel(payload.channel_id)
+        try:
+            view = await self._story_in(payload.channel_id)
+        except StoryUnavailable as exc:
+            if self._plays_here(payload.channel_id, message.author.id):
+                await self.refuse(message, f"Your edit was not saved: {exc}")
+            return
         if view is None or not any(p.user_id == message.author.id for p in view.participants):
             return
         actor = actor_from_user(message.author)
