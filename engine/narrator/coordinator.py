@@ -285,8 +285,9 @@ class NarratorCoordinator:
         if isinstance(event, JobCompleted) and event.kind == "summarise":
             covers = parse_summary_job_id(event.job_id)
             if covers is not None:
+                # Model noise such as a NUL byte would not store on PostgreSQL.
                 await self._service.ledger.record_summary(
-                    event.session_id, event.job_id, event.text, covers
+                    event.session_id, event.job_id, strip_control_characters(event.text), covers
                 )
             await self._queue.ack(event)
             await self._after_summary(event.job_id)
