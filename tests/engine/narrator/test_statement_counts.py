@@ -47,8 +47,9 @@ def counted(factory: async_sessionmaker[AsyncSession]) -> Iterator[list[str]]:
     statements: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        # SQLite's BEGIN IMMEDIATE is the project's own lock statement, not a query.
-        if not statement.startswith("BEGIN"):
+        # SQLite's BEGIN IMMEDIATE/DEFERRED and the query_only switch between reads and
+        # writes are the project's own transaction statements, not queries.
+        if not statement.startswith(("BEGIN", "PRAGMA query_only")):
             statements.append(statement)
 
     event.listen(engine, "before_cursor_execute", record)
