@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.errors import StoryUnavailable
 from engine.settings import Settings
-from storage.database import DatabaseLimits, database_unavailable
+from storage.database import DatabaseLimits, DatabaseSession, database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def database_of(factory: async_sessionmaker[AsyncSession]) -> str:
     return _url_of(factory.kw.get("bind"))
 
 
-class ReportingSession(AsyncSession):
+class ReportingSession(DatabaseSession):
     """A session that ends in StoryUnavailable when the database does not answer."""
 
     def _where(self) -> str:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -25,6 +28,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
+    AsyncSessionTransaction,
     async_sessionmaker,
     create_async_engine,
 )
@@ -122,6 +126,7 @@ def create_engine(
             url, echo=echo, connect_args={"timeout": limits.busy_timeout_s}
         )
         _sqlite_transactions(engine, limits)
+        _writers[engine.sync_engine] = _WriterQueue(limits.busy_timeout_s)
         return engine
     connect_args: dict[str, Any] = {"timeout": limits.connect_timeout_s}
     pool_timeout = 30.0
@@ -171,9 +176,89 @@ class ReadWriteSession(Session):
         return _read_bind(bind)
 
 
+class _WriterQueue:
+    """Let a process's SQLite writers write one at a time, in the order they asked.
+
+    SQLite lets one connection write; the others poll for the lock with growing sleeps,
+    so under load a writer can lose the race again and again until its busy timeout.
+    Queueing the process's own writers first hands the lock over at once and in turn;
+    the busy timeout is left for writers in other processes (an import, a migration).
+    """
+
+    def __init__(self, wait_s: float) -> None:
+        self.wait_s = wait_s
+        self._locks: WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            WeakKeyDictionary()
+        )
+
+    def lock(self) -> asyncio.Lock:
+        """Return the lock of the running event loop."""
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            lock = self._locks[loop] = asyncio.Lock()
+        return lock
+
+
+_writers: WeakKeyDictionary[Engine, _WriterQueue] = WeakKeyDictionary()
+
+
+class _QueuedWrite(AsyncSessionTransaction):
+    """A begun SQLite transaction that waits its turn among the process's writers first."""
+
+    def __init__(self, session: AsyncSession, writers: _WriterQueue) -> None:
+        super().__init__(session)
+        self._lock = writers.lock()
+        self._wait_s = writers.wait_s
+
+    async def __aenter__(self) -> AsyncSessionTransaction:
+        try:
+            await asyncio.wait_for(self._lock.acquire(), self._wait_s)
+        except TimeoutError as exc:
+            # What SQLite itself says after its busy timeout, so callers see one error.
+            locked = sqlite3.OperationalError("database is locked")
+            raise OperationalError("BEGIN IMMEDIATE", None, locked) from exc
+        try:
+            return await super().__aenter__()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    async def __aexit__(
+        self,
+        type_: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            await super().__aexit__(type_, value, traceback)
+        finally:
+            self._lock.release()
+
+
+class DatabaseSession(AsyncSession):
+    """The services' session: on SQLite a begun transaction first queues for the write.
+
+    It waits behind the process's other writers before it takes SQLite's write lock.
+    """
+
+    def begin(self) -> AsyncSessionTransaction:
+        """Return the transaction to enter (queued behind other writers on SQLite)."""
+        bind = self.bind
+        writers = _writers.get(bind.sync_engine) if isinstance(bind, AsyncEngine) else None
+        if writers is None or self.in_transaction():
+            return super().begin()
+        return _QueuedWrite(self, writers)
+
+
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Return the one session factory used by services."""
-    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=ReadWriteSession)
+    return async_sessionmaker(
+        engine,
+        class_=DatabaseSession,
+        expire_on_commit=False,
+        sync_session_class=ReadWriteSession,
+    )
 
 
 def database_unavailable(error: BaseException) -> bool:
@@ -203,4 +288,3 @@ def database_unavailable(error: BaseException) -> bool:
         sqlstate = getattr(error, "sqlstate", None)
         return not isinstance(sqlstate, str) or sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES
     return False
-

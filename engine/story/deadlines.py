@@ -155,6 +155,9 @@ ReminderListener = Callable[[SessionView], Awaitable[None]]
 
 
 STOP_GRACE_SECONDS = 5.0
+# Every story change pokes the scheduler, and a sweep reads the database: a burst of
+# changes (many busy stories) is answered by one sweep this much later, not one each.
+POKE_SETTLE_SECONDS = 0.05
 
 
 class TurnTimeoutScheduler:
@@ -216,6 +219,8 @@ class TurnTimeoutScheduler:
     async def run(self) -> None:
         """Sweep until stop() asks the loop to end."""
         while not self._stopping:
+            # Cleared before reading: a poke during the sweep is answered by the next one.
+            self._wake.clear()
             try:
                 await self.sweep()
                 delay = await self._seconds_to_next_deadline()
@@ -224,9 +229,12 @@ class TurnTimeoutScheduler:
                 delay = min(5.0, self._max_sleep)
             if self._stopping:
                 break
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), timeout=max(delay, 0.01))
+            except TimeoutError:
+                continue
+            if not self._stopping:
+                await asyncio.sleep(POKE_SETTLE_SECONDS)
 
     def start(self) -> None:
         """Run in the background."""

@@ -128,6 +128,66 @@ async def test_writes_serialise_instead_of_deadlocking(
     assert rows == list(range(1, 10))
 
 
+async def test_queued_writers_hold_no_connection_so_reads_go_on(sqlite_path: Path) -> None:
+    # Writers waiting for SQLite's lock inside a connection would take the whole pool
+    # (15 connections) and leave a read waiting for one; queued in the process, they hold
+    # none until it is their turn.
+    engine = create_engine(
+        f"sqlite+aiosqlite:///{sqlite_path}", limits=DatabaseLimits(busy_timeout_s=5.0)
+    )
+    sessions = create_session_factory(engine)
+    holding = asyncio.Event()
+
+    async def long_write() -> None:
+        async with sessions() as db, db.begin():
+            await db.execute(text("INSERT INTO t VALUES (2)"))
+            holding.set()
+            await asyncio.sleep(1.0)
+
+    async def write(n: int) -> None:
+        async with sessions() as db, db.begin():
+            await db.execute(text("INSERT INTO t VALUES (:x)"), {"x": n})
+
+    try:
+        first = asyncio.create_task(long_write())
+        await holding.wait()
+        queued = [asyncio.create_task(write(n)) for n in range(10, 30)]
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        assert await asyncio.wait_for(_count(sessions), 5) == 1
+        assert time.monotonic() - started < 0.5
+        await asyncio.gather(first, *queued)
+        assert await _count(sessions) == 22
+    finally:
+        await engine.dispose()
+
+
+async def test_a_writer_queued_past_the_busy_timeout_gives_up_as_locked(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    holding = asyncio.Event()
+
+    async def long_write() -> None:
+        async with sessions() as db, db.begin():
+            await db.execute(text("INSERT INTO t VALUES (2)"))
+            holding.set()
+            await asyncio.sleep(FAST.busy_timeout_s * 3)
+
+    long = asyncio.create_task(long_write())
+    await holding.wait()
+    started = time.monotonic()
+    with pytest.raises(OperationalError, match="database is locked") as caught:
+        async with sessions() as db, db.begin():
+            await db.execute(text("INSERT INTO t VALUES (3)"))
+    assert FAST.busy_timeout_s * 0.9 <= time.monotonic() - started < FAST.busy_timeout_s + 1
+    assert database_unavailable(caught.value)
+    assert await _count(sessions) == 1, "reads go on meanwhile"
+    await long
+    async with sessions() as db, db.begin():  # the queue is free again
+        await db.execute(text("INSERT INTO t VALUES (4)"))
+    assert await _count(sessions) == 3
+
+
 async def test_a_write_slipped_into_a_read_fails_at_once(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:

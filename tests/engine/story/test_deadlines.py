@@ -133,3 +133,40 @@ async def test_a_player_whose_time_has_run_out_gets_no_reminder(
     assert await service.deadlines.take_due_reminders() == []
     [timed_out] = await service.deadlines.expire_overdue()
     assert timed_out.skipped.user_id == ALICE.user_id
+
+
+async def test_a_burst_of_story_changes_is_answered_by_one_sweep(
+    session_factory, config_service: GuildConfigService, clock
+) -> None:
+    await config_service.update(GUILD, MOD, turn_timeout_seconds=60)
+    service = StoryService.create(session_factory, clock=clock)
+    await started(service, ALICE, BOB)
+    sweeps = 0
+    expire = service.deadlines.expire_overdue
+
+    async def counted() -> list[TimeoutOutcome]:
+        nonlocal sweeps
+        sweeps += 1
+        return await expire()
+
+    service.deadlines.expire_overdue = counted  # type: ignore[method-assign]
+    scheduler = TurnTimeoutScheduler(service.deadlines, _no_timeouts, clock=clock)
+    scheduler.start()
+    try:
+        await asyncio.sleep(0.2)  # the first sweep, at start
+        before = sweeps
+        for _ in range(20):  # twenty stories changing at once
+            scheduler.poke()
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.3)
+        assert sweeps - before in (1, 2), sweeps - before
+        # A poke after the burst still gets its own sweep.
+        scheduler.poke()
+        await asyncio.sleep(0.3)
+        assert sweeps - before in (2, 3)
+    finally:
+        await scheduler.stop()
+
+
+async def _no_timeouts(outcome: TimeoutOutcome) -> None:
+    raise AssertionError("nobody ran out of time")
