@@ -249,6 +249,29 @@ def cmd_bench_safety(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_load(args: argparse.Namespace) -> int:
+    """Play many stories at once on the configured database; report turns/s and latency."""
+    from engine.ops.bench_load import LoadBenchError, benchmark_load
+
+    settings = _settings()
+    if args.database_url:
+        settings = settings.model_copy(update={"database_url": args.database_url})
+    try:
+        report = asyncio.run(
+            benchmark_load(
+                settings,
+                stories=args.stories,
+                turns=args.turns,
+                narrator=not args.no_narrator,
+                plain=not args.narrator_only,
+            )
+        )
+    except (LoadBenchError, StoryError, OperatorError, QueueError) as exc:
+        return _fail(str(exc))
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
+    return 0
+
+
 # Stories in the database: list, export, import ------------------------------------------------
 def _shelf(url: str) -> contextlib.AbstractAsyncContextManager[StoryShelf]:
     """Open the database's stories, without Alembic's progress lines."""
@@ -536,6 +559,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print the figures and texts as JSON")
     p.set_defaults(func=cmd_bench_safety)
+    p = bench.add_parser(
+        "load",
+        help="many stories at once on the configured database: turns/s, turn latency, CPU",
+    )
+    p.add_argument("--stories", type=int, default=50, help="stories played at once")
+    p.add_argument("--turns", type=int, default=20, help="turns per story (1-100)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--no-narrator", action="store_true", help="skip the narrator round")
+    mode.add_argument("--narrator-only", action="store_true", help="only the narrator round")
+    p.add_argument("--database-url", help="override TALEWEAVER_DATABASE_URL")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_bench_load)
     p = bench.add_parser(
         "quality",
         help="perplexity, memory and speed per quantization mode; narrator passage quality",
