@@ -16,7 +16,10 @@ from engine.queue.interfaces import (
     BatchOutcome,
     BatchProcessor,
     Delivery,
+    JobOutcome,
+    OutcomeCallback,
     ProgressCallback,
+    StreamingProcessor,
     WorkerQueue,
 )
 from engine.queue.jobs import GenerationJob
@@ -39,6 +42,42 @@ class InstrumentedProcessor:
         self._process_batch = process_batch
         self._lock = threading.Lock()
         self._in_flight = 0
+        self.streaming = bool(getattr(process_batch, "streaming", False))
+
+    def room(self) -> int:
+        """Return how many more jobs the wrapped streaming processor takes now."""
+        return self._streaming_processor().room()
+
+    def submit(
+        self, job: GenerationJob, on_progress: ProgressCallback, on_done: OutcomeCallback
+    ) -> None:
+        """Start a job on the wrapped streaming processor, timing it until it ends."""
+        self._count(1)
+        started = time.monotonic()
+
+        def done(outcome: JobOutcome) -> None:
+            self._count(-1)
+            GENERATION_SECONDS.labels(job.kind).observe(time.monotonic() - started)
+            on_done(outcome)
+
+        try:
+            self._streaming_processor().submit(job, on_progress, done)
+        except BaseException:
+            self._count(-1)
+            raise
+
+    def cancel_all(self) -> None:
+        """Stop every job of the wrapped streaming processor."""
+        self._streaming_processor().cancel_all()
+        with self._lock:
+            self._in_flight = 0
+            WORKER_JOBS_IN_FLIGHT.set(0)
+
+    def _streaming_processor(self) -> StreamingProcessor:
+        inner = self._process_batch
+        if not self.streaming or not isinstance(inner, StreamingProcessor):
+            raise TypeError("the wrapped processor takes whole batches only")
+        return inner
 
     @property
     def jobs_in_flight(self) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from engine.queue.jobs import GenerationJob, JobEvent
 
@@ -21,10 +21,35 @@ class GeneratedText:
     alternatives: tuple[str, ...] = ()
 
 
-BatchOutcome = tuple[str, GeneratedText | str | Exception]
+JobOutcome = GeneratedText | str | Exception
+"""A job's final text, or the exception that ended it."""
+BatchOutcome = tuple[str, JobOutcome]
 """(job_id, final text or the exception that ended this job)."""
 BatchProcessor = Callable[[list[GenerationJob], ProgressCallback], Sequence[BatchOutcome]]
 """Generate text for a batch of jobs; runs in a worker thread, never on the event loop."""
+OutcomeCallback = Callable[[JobOutcome], None]
+"""Called once with a streamed job's outcome, from the processor's own thread."""
+
+
+@runtime_checkable
+class StreamingProcessor(Protocol):
+    """A processor that takes jobs one at a time while others run (continuous batching).
+
+    ``streaming`` is True when it does (a wrapper may say False for what it wraps).
+    """
+
+    streaming: bool
+
+    def room(self) -> int:
+        """Return how many more jobs may be submitted now (0 = full: leave them queued)."""
+
+    def submit(
+        self, job: GenerationJob, on_progress: ProgressCallback, on_done: OutcomeCallback
+    ) -> None:
+        """Start a job; ON_DONE gets its outcome when it ends (never on the event loop)."""
+
+    def cancel_all(self) -> None:
+        """Stop generating every job submitted (they were handed back to the queue)."""
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import threading
@@ -10,7 +11,14 @@ import time
 
 from engine.protocol.errors import JobRejected
 from engine.queue.errors import QueueClosed, QueueUnavailable
-from engine.queue.interfaces import BatchProcessor, Delivery, GeneratedText, WorkerQueue
+from engine.queue.interfaces import (
+    BatchProcessor,
+    Delivery,
+    GeneratedText,
+    JobOutcome,
+    StreamingProcessor,
+    WorkerQueue,
+)
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +27,14 @@ PUBLISH_WINDOW_S = 30.0
 
 
 class WorkerLoop:
-    """Collect jobs into batches, run them off the event loop, publish the outcomes."""
+    """Collect jobs into batches, run them off the event loop, publish the outcomes.
+
+    With a streaming processor (``streaming`` True: the model worker's), jobs are not
+    batched here at all: each job is fetched as soon as the processor has room, joins
+    its continuously batched decode loop at the next step, and is published the moment
+    it ends, whatever the others are doing. Jobs beyond the processor's room stay in the
+    queue, where another worker may take them.
+    """
 
     def __init__(
         self,
@@ -42,6 +57,7 @@ class WorkerLoop:
         self._progress_interval_s = progress_interval_s
         self._publish_window_s = publish_window_s
         self._stopping = False
+        self._drained = asyncio.Event()
 
     def stop(self) -> None:
         """Ask run() to return after the batch in progress is finished and published."""
@@ -54,10 +70,14 @@ class WorkerLoop:
             loop.add_signal_handler(signum, self.stop)
 
     async def run(self) -> None:
-        """Process batches until stop() or the queue closes.
+        """Process jobs until stop() or the queue closes.
 
         On cancellation, hand the running jobs back and re-raise.
         """
+        processor = self._process_batch
+        if getattr(processor, "streaming", False) and isinstance(processor, StreamingProcessor):
+            await self._run_streaming(processor)
+            return
         outages = 0
         while not self._stopping:
             try:
@@ -70,6 +90,84 @@ class WorkerLoop:
                 log.warning("job queue unavailable (%s); retrying", error)
                 await asyncio.sleep(min(5.0, 0.1 * 2**outages))
         log.info("worker loop stopped")
+
+    async def _run_streaming(self, processor: StreamingProcessor) -> None:
+        loop = asyncio.get_running_loop()
+        finished: asyncio.Queue[tuple[Delivery, JobOutcome, float]] = asyncio.Queue()
+        in_flight: dict[str, Delivery] = {}
+        forwarder = _ProgressForwarder(self._queue, [], loop, self._progress_interval_s)
+        publisher = asyncio.create_task(self._publish_finished(finished, in_flight, forwarder))
+        outages = 0
+        try:
+            while not self._stopping:
+                room = min(processor.room(), self._max_batch - len(in_flight))
+                if room <= 0:
+                    await asyncio.sleep(0.02)
+                    continue
+                try:
+                    wait_s = self._fetch_wait_s if not in_flight else 0.05
+                    deliveries = await self._queue.fetch(room, wait_s)
+                    outages = 0
+                except QueueClosed:
+                    break
+                except QueueUnavailable as error:
+                    outages += 1
+                    log.warning("job queue unavailable (%s); retrying", error)
+                    await asyncio.sleep(min(5.0, 0.1 * 2**outages))
+                    continue
+                if self._stopping:
+                    await self._queue.release(deliveries)
+                    break
+                for delivery in deliveries:
+                    in_flight[delivery.job.job_id] = delivery
+                    forwarder.add(delivery)
+                    started = time.monotonic()
+
+                    def done(
+                        outcome: JobOutcome, delivery: Delivery = delivery, started: float = started
+                    ) -> None:
+                        elapsed = time.monotonic() - started
+                        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                            loop.call_soon_threadsafe(
+                                finished.put_nowait, (delivery, outcome, elapsed)
+                            )
+
+                    processor.submit(delivery.job, forwarder.report, done)
+            # Stopping: the jobs started are finished and published first.
+            while in_flight and not publisher.done():
+                self._drained.clear()
+                drained = asyncio.ensure_future(self._drained.wait())
+                await asyncio.wait({drained, publisher}, return_when=asyncio.FIRST_COMPLETED)
+                drained.cancel()
+        except asyncio.CancelledError:
+            await asyncio.to_thread(processor.cancel_all)
+            await self._queue.release(list(in_flight.values()))
+            raise
+        finally:
+            publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await publisher
+            forwarder.abandon()
+        log.info("worker loop stopped")
+
+    async def _publish_finished(
+        self,
+        finished: asyncio.Queue[tuple[Delivery, JobOutcome, float]],
+        in_flight: dict[str, Delivery],
+        forwarder: _ProgressForwarder,
+    ) -> None:
+        while True:
+            delivery, outcome, seconds = await finished.get()
+            job_id = delivery.job.job_id
+            forwarder.discard(job_id)
+            meta: dict[str, object] = {
+                "batch_size": len(in_flight),
+                "generation_s": round(seconds, 3),
+            }
+            await self._publish_all([delivery], {job_id: outcome}, meta)
+            in_flight.pop(job_id, None)
+            if not in_flight:
+                self._drained.set()
 
     async def run_once(self, wait_s: float | None = None) -> int:
         """Collect one batch (waiting up to wait_s for its first job), process it, publish it.
@@ -209,9 +307,21 @@ class _ProgressForwarder:
         self._pending: asyncio.Queue[tuple[Delivery, str] | None] = asyncio.Queue()
         self._sender = loop.create_task(self._send_all())
 
+    def add(self, delivery: Delivery) -> None:
+        """Forward progress of one more job."""
+        with self._lock:
+            self._deliveries[delivery.job.job_id] = delivery
+
+    def discard(self, job_id: str) -> None:
+        """Forward no more progress of a finished job."""
+        with self._lock:
+            self._deliveries.pop(job_id, None)
+            self._last_sent.pop(job_id, None)
+
     def report(self, job_id: str, text: str) -> None:
         """Forward partial text unless this job reported less than an interval ago."""
-        delivery = self._deliveries.get(job_id)
+        with self._lock:
+            delivery = self._deliveries.get(job_id)
         if delivery is None or self._closed:
             return
         now = time.monotonic()

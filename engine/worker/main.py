@@ -20,7 +20,11 @@ LoadProgress = Callable[[str], None]
 
 
 def load_processor(
-    settings: Settings, progress: LoadProgress | None = None, *, seed: int | None = None
+    settings: Settings,
+    progress: LoadProgress | None = None,
+    *,
+    seed: int | None = None,
+    max_jobs: int = 8,
 ) -> BatchProcessor:
     """Load the configured model and return the batch processor a WorkerLoop runs."""
     from engine.worker.model.generator import BatchGenerator
@@ -35,7 +39,11 @@ def load_processor(
         progress=progress,
     )
     return NarratorJobProcessor(
-        BatchGenerator(loaded), seed=seed, candidates=settings.narrator_candidates
+        BatchGenerator(loaded),
+        seed=seed,
+        candidates=settings.narrator_candidates,
+        max_jobs=max_jobs,
+        streaming=True,
     )
 
 
@@ -44,7 +52,8 @@ async def run_worker(settings: Settings, *, max_batch: int = 8) -> None:
     print(f"Loading {settings.model} ({settings.quantization}, device {settings.device})…")
     from engine.worker.model.loading import resolve_device
 
-    processor = InstrumentedProcessor(await asyncio.to_thread(load_processor, settings, print))
+    loaded = await asyncio.to_thread(load_processor, settings, print, max_jobs=max_batch)
+    processor = InstrumentedProcessor(loaded)
     queue = InstrumentedWorkerQueue(await open_worker_queue(settings.queue_url))
     loop = WorkerLoop(queue, processor, max_batch=max_batch)
     loop.install_signal_handlers()
@@ -55,7 +64,7 @@ async def run_worker(settings: Settings, *, max_batch: int = 8) -> None:
         device=resolve_device(settings.device),
         max_batch=max_batch,
     )
-    print(f"Worker ready on {settings.queue_url.split('@')[-1]}; batches of up to {max_batch}.")
+    print(f"Worker ready on {settings.queue_url.split('@')[-1]}; up to {max_batch} jobs at once.")
     try:
         with serve_metrics(settings.metrics_host, settings.metrics_port):
             beacon = WorkerBeacon(

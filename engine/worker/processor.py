@@ -7,9 +7,16 @@ from typing import Any, assert_never
 
 from engine.protocol.errors import JobRejected
 from engine.protocol.requests import NarrateRequest, SummariseRequest
-from engine.queue.interfaces import BatchOutcome, GeneratedText, ProgressCallback
+from engine.queue.interfaces import (
+    BatchOutcome,
+    GeneratedText,
+    JobOutcome,
+    OutcomeCallback,
+    ProgressCallback,
+)
 from engine.queue.jobs import GenerationJob
 from engine.telemetry.metrics import count_generated_tokens
+from engine.worker.model.continuous import ContinuousGenerator
 from engine.worker.model.generator import BatchGenerator, GenerationRequest, GenerationResult
 from engine.worker.model.stopping import StopPolicy
 from engine.worker.prompt.render import render_narrator_prompt, render_summary_prompt
@@ -35,6 +42,11 @@ class NarratorJobProcessor:
     A narration samples ``candidates`` passages in one batch and keeps the best by the
     reranker; when every candidate is junk, those jobs are sampled again with fresh
     seeds, up to ``resample_rounds`` times, before the job fails.
+
+    Two ways in: called with a batch of jobs, it generates them together and returns
+    (``BatchProcessor``); or jobs are submitted one by one (``StreamingProcessor``) and
+    join a continuously batched decode loop of at most ``max_jobs`` jobs, each finishing
+    on its own. A worker loop uses the second when ``streaming`` is set.
     """
 
     def __init__(
@@ -44,13 +56,21 @@ class NarratorJobProcessor:
         seed: int | None = None,
         candidates: int = 1,
         resample_rounds: int = DEFAULT_RESAMPLE_ROUNDS,
+        max_jobs: int = 8,
+        kv_budget_tokens: int | None = None,
+        streaming: bool = False,
+        continuous: ContinuousGenerator | None = None,
     ) -> None:
-        if candidates < 1:
-            raise ValueError("candidates must be at least 1")
+        if candidates < 1 or max_jobs < 1:
+            raise ValueError("candidates and max_jobs must be at least 1")
         self._generator = generator
         self._seed = seed
         self._candidates = candidates
         self._resample_rounds = max(0, resample_rounds)
+        self._max_jobs = max_jobs
+        self._kv_budget_tokens = kv_budget_tokens
+        self._continuous = continuous
+        self.streaming = streaming
         self.last_new_tokens = 0
 
     def reseed(self, seed: int | None) -> None:
@@ -150,6 +170,77 @@ class NarratorJobProcessor:
                 "the model produced no usable passage, even after sampling again"
             )
         return [(job.job_id, outcomes[job.job_id]) for job in jobs]
+
+    # Streaming: one job at a time into a continuously batched decode loop.
+
+    @property
+    def continuous(self) -> ContinuousGenerator:
+        """Return the continuous decode loop over this processor's model (made on first use)."""
+        if self._continuous is None:
+            rows = self._max_jobs * self._candidates
+            options = {"max_rows": rows}
+            if self._kv_budget_tokens is not None:
+                options["kv_budget_tokens"] = self._kv_budget_tokens
+            else:
+                # Room for every row's prompt and passage at a typical prompt length.
+                options["kv_budget_tokens"] = rows * 1024
+            self._continuous = ContinuousGenerator(self._generator, **options)
+        return self._continuous
+
+    def cancel_all(self) -> None:
+        """Drop every job in the decode loop and stop its thread (it restarts on demand)."""
+        if self._continuous is not None:
+            self._continuous.stop()
+
+    def room(self) -> int:
+        """Return how many more jobs may be submitted now."""
+        return self.continuous.room() // self._candidates
+
+    def submit(
+        self, job: GenerationJob, on_progress: ProgressCallback, on_done: OutcomeCallback
+    ) -> None:
+        """Start a job in the decode loop; ON_DONE gets its outcome on the loop's thread."""
+        try:
+            request = self._request(job)
+        except JobRejected as exc:
+            log.warning("job %s rejected: %s", job.job_id, exc)
+            on_done(exc)
+            return
+        scene = None
+        if isinstance(job.request, NarrateRequest):
+            budget = job.request.sampling.max_new_tokens
+            scene = Scene.of(job.request.context, max_new_tokens=budget)
+        self._submit_round(request, scene, 0, on_progress, on_done)
+
+    def _submit_round(
+        self,
+        request: GenerationRequest,
+        scene: Scene | None,
+        round_number: int,
+        on_progress: ProgressCallback,
+        on_done: OutcomeCallback,
+    ) -> None:
+        def partial(request_id: str, text: str) -> None:
+            if scene is not None and not talks_about_the_game_or_lists(text):
+                on_progress(request_id, text)
+
+        def finished(result: GenerationResult) -> None:
+            self.last_new_tokens += result.new_tokens
+            count_generated_tokens(result.new_tokens)
+            outcome: JobOutcome | None = self._outcome(result, scene)
+            if outcome is None and round_number < self._resample_rounds:
+                log.info("job %s had only junk candidates; sampling again", request.request_id)
+                self._submit_round(request, scene, round_number + 1, on_progress, on_done)
+                return
+            if outcome is None:
+                outcome = EmptyGeneration(
+                    "the model produced no usable passage, even after sampling again"
+                )
+            on_done(outcome)
+
+        self.continuous.submit(
+            request, on_done=finished, on_partial=partial, seed=self._round_seed(round_number)
+        )
 
     def _round_seed(self, round_number: int) -> int | None:
         if self._seed is None or round_number == 0:

@@ -94,6 +94,23 @@ class BatchGenerator:
         # Servers keep the same banned list from job to job: compile each list once.
         self._banned: dict[tuple[str, ...], BannedPhrases] = {}
 
+    @property
+    def end_token_ids(self) -> frozenset[int]:
+        """Return the token ids that end a continuation (end of sequence, padding)."""
+        return self._end_token_ids
+
+    def banned_phrases(self, phrases: tuple[str, ...]) -> BannedPhrases | None:
+        """Return the compiled form of a banned-phrase list (compiled once per list)."""
+        return self._banned_phrases(phrases)
+
+    def finalize(self, stop: StopPolicy, raw: str) -> str:
+        """Return the text shown and stored for a raw continuation."""
+        return self._finalize(stop, raw)
+
+    def encode_prompt(self, prompt: str, max_new_tokens: int) -> list[int]:
+        """Return a prompt's token ids, cut to the context window's budget from the start."""
+        return list(self._encode_prompts([prompt], max_new_tokens)["input_ids"][0].tolist())
+
     def count_tokens(self, text: str) -> int:
         """Return how many tokens ``text`` takes in this model's prompt."""
         return self.loaded.count_tokens(text)

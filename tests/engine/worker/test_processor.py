@@ -187,3 +187,122 @@ def test_summaries_and_beam_search_ask_for_one_candidate(narrator_tiny_model) ->
     )
 
     assert [candidates for candidates, _ in generator.seen] == [1, 1]
+
+
+class ScriptedContinuous:
+    """The streaming side of ScriptedGenerator: each submitted request ends at once."""
+
+    def __init__(self, scripted: ScriptedGenerator) -> None:
+        self.scripted = scripted
+
+    def submit(self, request, *, on_done, on_partial=None, seed=None):  # type: ignore[no-untyped-def]
+        [result] = self.scripted.generate_batch([request], on_partial, seed=seed)
+        on_done(result)
+
+    def room(self) -> int:
+        return 32
+
+    def stop(self) -> None:
+        pass
+
+
+def streamed(processor: NarratorJobProcessor, job: GenerationJob) -> object:
+    outcomes: list[object] = []
+    processor.submit(job, lambda *_: None, outcomes.append)
+    assert len(outcomes) == 1
+    return outcomes[0]
+
+
+def scripted_streaming(narrator_tiny_model, rounds: list[list[str]], **options):  # type: ignore[no-untyped-def]
+    generator = ScriptedGenerator(narrator_tiny_model, rounds)
+    continuous = ScriptedContinuous(generator)
+    processor = NarratorJobProcessor(
+        generator,
+        streaming=True,
+        continuous=continuous,
+        **options,  # type: ignore[arg-type]
+    )
+    return processor, generator
+
+
+def test_streamed_junk_is_sampled_again_with_a_fresh_seed(
+    narrator_tiny_model,
+) -> None:  # type: ignore[no-untyped-def]
+    processor, generator = scripted_streaming(
+        narrator_tiny_model,
+        [["(silence)", "It is your turn, players."], [ELSEWHERE, "(pause)"]],
+        seed=5,
+        candidates=2,
+    )
+
+    assert streamed(processor, narrate("a")) == GeneratedText(ELSEWHERE)
+    assert len(generator.seen) == 2 and generator.seen[0][1] != generator.seen[1][1]
+
+
+def test_streamed_job_with_junk_after_every_round_fails(narrator_tiny_model) -> None:  # type: ignore[no-untyped-def]
+    processor, generator = scripted_streaming(
+        narrator_tiny_model, [["(silence)", "..."]], seed=5, candidates=2, resample_rounds=2
+    )
+
+    assert isinstance(streamed(processor, narrate("a")), EmptyGeneration)
+    assert len(generator.seen) == 3
+
+
+def test_streamed_job_keeps_the_best_candidate_and_its_spares(narrator_tiny_model) -> None:  # type: ignore[no-untyped-def]
+    processor, _ = scripted_streaming(
+        narrator_tiny_model, [[IN_SCENE, "(silence)", ELSEWHERE, ALSO_IN_SCENE]], candidates=4
+    )
+
+    assert streamed(processor, narrate("a")) == GeneratedText(IN_SCENE, (ALSO_IN_SCENE,))
+
+
+def test_streamed_job_whose_prompt_can_never_fit_is_rejected_at_once(
+    narrator_tiny_model,  # type: ignore[no-untyped-def]
+) -> None:
+    processor = NarratorJobProcessor(BatchGenerator(narrator_tiny_model), streaming=True)
+    big = GenerationJob(
+        job_id="big",
+        session_id=1,
+        request=NarrateRequest(replace(context("x"), premise=ENDLESS), SAMPLING),
+    )
+
+    outcome = streamed(processor, big)
+
+    assert isinstance(outcome, JobRejected)
+
+
+def test_streamed_jobs_on_the_tiny_model_get_text_and_summaries_plain_text(
+    narrator_tiny_model,  # type: ignore[no-untyped-def]
+) -> None:
+    import threading
+
+    processor = NarratorJobProcessor(
+        BatchGenerator(narrator_tiny_model), seed=1, candidates=2, streaming=True
+    )
+    outcomes: dict[str, object] = {}
+    progress: list[str] = []
+    all_done = threading.Event()
+
+    def done_for(job_id: str):  # type: ignore[no-untyped-def]
+        def done(outcome: object) -> None:
+            outcomes[job_id] = outcome
+            if len(outcomes) == 2:
+                all_done.set()
+
+        return done
+
+    summary = GenerationJob(
+        job_id="s", session_id=2, request=SummariseRequest("", (OPENING,), SAMPLING)
+    )
+    try:
+        assert processor.room() == 8
+        processor.submit(narrate("a"), lambda job_id, _text: progress.append(job_id), done_for("a"))
+        processor.submit(summary, lambda job_id, _text: progress.append(job_id), done_for("s"))
+        assert all_done.wait(60)
+    finally:
+        processor.cancel_all()
+
+    assert isinstance(outcomes["a"], GeneratedText) and outcomes["a"].text.strip()
+    assert isinstance(outcomes["s"], str) and outcomes["s"].strip()
+    assert "s" not in progress  # summaries do not stream
+    assert processor.room() == 8

@@ -1,62 +1,22 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
-from engine.protocol.sampling import SamplingSettings
 from engine.worker.model.generator import BatchGenerator, GenerationRequest, GenerationResult
 from engine.worker.model.loading import LoadedModel, load_model
 from engine.worker.model.stopping import StopPolicy
 
-# The tiny model is random: let it write on instead of stopping at chance "Name:" lines.
-OPEN_ENDED = StopPolicy(max_paragraphs=5, markers=(), stop_at_any_speaker=False)
-GREEDY = SamplingSettings(
-    temperature=0, max_new_tokens=12, repetition_penalty=1.0, no_repeat_ngram_size=0
-)
-SAMPLED = SamplingSettings(temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=16)
-PROMPTS = [
-    "The dragon",
-    "Mira opened the creaking door of the lighthouse and the wind",
-    "A quiet village waited by the river; the",
-]
-
-
-def request(
-    request_id: str,
-    prompt: str,
-    sampling: SamplingSettings = GREEDY,
-    banned: tuple[str, ...] = (),
-) -> GenerationRequest:
-    return GenerationRequest(request_id, prompt, sampling, OPEN_ENDED, banned)
+from support.generation import GREEDY, OPEN_ENDED, PROMPTS, SAMPLED, request
 
 
 @pytest.fixture(scope="module")
 def generator(tiny_model: LoadedModel) -> BatchGenerator:
     return BatchGenerator(tiny_model, partial_every=2)
-
-
-@pytest.fixture
-def favour_dragon(tiny_model: LoadedModel) -> Iterator[int]:
-    """Bias the tiny model's lm_head towards " dragon" so that it writes it unless banned."""
-    token_ids = tiny_model.tokenizer(" dragon", add_special_tokens=False)["input_ids"]
-    assert len(token_ids) == 1
-    token_id = token_ids[0]
-
-    def add_bias(_module: Any, _inputs: Any, logits: torch.Tensor) -> torch.Tensor:
-        biased = logits.clone()
-        biased[..., token_id] += 30.0
-        return biased
-
-    handle = tiny_model.model.lm_head.register_forward_hook(add_bias)
-    try:
-        yield token_id
-    finally:
-        handle.remove()
 
 
 def test_batch_returns_one_result_per_request_in_request_order(
