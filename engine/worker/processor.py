@@ -178,13 +178,11 @@ class NarratorJobProcessor:
         """Return the continuous decode loop over this processor's model (made on first use)."""
         if self._continuous is None:
             rows = self._max_jobs * self._candidates
-            options = {"max_rows": rows}
-            if self._kv_budget_tokens is not None:
-                options["kv_budget_tokens"] = self._kv_budget_tokens
-            else:
-                # Room for every row's prompt and passage at a typical prompt length.
-                options["kv_budget_tokens"] = rows * 1024
-            self._continuous = ContinuousGenerator(self._generator, **options)
+            # By default, room for every row's prompt and passage at a typical length.
+            budget = self._kv_budget_tokens or rows * 1024
+            self._continuous = ContinuousGenerator(
+                self._generator, max_rows=rows, kv_budget_tokens=budget
+            )
         return self._continuous
 
     def cancel_all(self) -> None:

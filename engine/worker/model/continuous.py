@@ -15,7 +15,9 @@ decodes one token for every active row per step:
   beside it, up to floating-point noise);
 - admission is bounded by ``max_rows`` and by a key/value budget in tokens (each row
   counts its prompt plus its token budget); callers ask ``room()`` before submitting, so
-  jobs beyond it stay in the queue where other workers can take them.
+  jobs beyond it stay in the queue where other workers can take them;
+- a prompt that begins like one read before (a story's previous turn) starts from that
+  prompt's kept key/value cache (``PrefixCache``) and reads only the rest.
 
 Beam search does not fit a row-by-row loop; such requests run through the batch
 generator, one call each, in this thread.
@@ -48,6 +50,7 @@ from engine.worker.model.generator import (
     PartialCallback,
 )
 from engine.worker.model.logits_processors import BannedPhrasesProcessor, ContinuationNoRepeatNGram
+from engine.worker.model.prefix_cache import PrefixCache
 from engine.worker.model.stopping_criteria import cut_at_end_tokens
 
 log = logging.getLogger(__name__)
@@ -110,6 +113,7 @@ class ContinuousGenerator:
         max_rows: int = DEFAULT_MAX_ROWS,
         kv_budget_tokens: int = DEFAULT_KV_BUDGET_TOKENS,
         prefill_chunk: int = DEFAULT_PREFILL_CHUNK,
+        prefix_cache: PrefixCache | None = None,
     ) -> None:
         if max_rows < 1 or kv_budget_tokens < 1 or prefill_chunk < 1:
             raise ValueError("max_rows, kv_budget_tokens and prefill_chunk must be positive")
@@ -118,6 +122,9 @@ class ContinuousGenerator:
         self.max_rows = max_rows
         self.kv_budget_tokens = kv_budget_tokens
         self.prefill_chunk = prefill_chunk
+        self.prefix_cache = prefix_cache if prefix_cache is not None else PrefixCache()
+        self.prefill_seconds = 0.0
+        self.prefill_tokens = 0
         self._inbox: queue.SimpleQueue[_Request] = queue.SimpleQueue()
         self._waiting: list[_Request] = []
         self._rows: list[_Row] = []
@@ -263,6 +270,11 @@ class ContinuousGenerator:
         model = self.loaded.model
         if entry.cache is None:
             entry.cache = DynamicCache()
+            reused, layers = self.prefix_cache.longest_prefix(entry.prompt_ids)
+            for index, (keys, values) in enumerate(layers or ()):
+                entry.cache.update(keys, values, index)
+            entry.prefilled = reused
+        started = time.perf_counter()
         start = entry.prefilled
         end = min(len(entry.prompt_ids), start + self.prefill_chunk)
         ids = torch.tensor([entry.prompt_ids[start:end]], device=model.device)
@@ -275,6 +287,8 @@ class ContinuousGenerator:
             logits_to_keep=1,
         )
         entry.prefilled = end
+        self.prefill_seconds += time.perf_counter() - started
+        self.prefill_tokens += end - start
         if end < len(entry.prompt_ids):
             return
         self._waiting.pop(0)
@@ -287,6 +301,9 @@ class ContinuousGenerator:
         ]
         cache = entry.cache
         entry.cache = None
+        self.prefix_cache.keep(
+            entry.prompt_ids, [(layer.keys, layer.values) for layer in _layers(cache)]
+        )
         if rows > 1:
             cache.batch_repeat_interleave(rows)
         self._join(new_rows, cache, len(entry.prompt_ids))
