@@ -97,6 +97,16 @@ GENERATED_TOKENS = Counter(
 TOKENS_PER_SECOND = Gauge(
     "taleweaver_tokens_per_second", "Tokens per second of the latest batch, all its jobs together"
 )
+PROMPT_TOKENS = Counter(
+    "taleweaver_prompt_tokens_total",
+    "Prompt tokens of generation requests: read (prefilled) or reused from the prefix cache",
+    ["source"],
+)
+PREFIX_CACHE_LOOKUPS = Counter(
+    "taleweaver_prefix_cache_lookups_total",
+    "Prompts looked up in the prefix cache, by result (hit, miss)",
+    ["result"],
+)
 WORKER_JOBS = Counter(
     "taleweaver_worker_jobs_total",
     "Jobs this worker finished, by outcome (completed, failed, released)",

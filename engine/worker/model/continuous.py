@@ -42,6 +42,7 @@ from transformers.generation.logits_process import (
 )
 
 from engine.protocol.sampling import SamplingSettings
+from engine.telemetry.metrics import PREFIX_CACHE_LOOKUPS, PROMPT_TOKENS
 from engine.worker.model.generator import (
     BatchGenerator,
     Candidate,
@@ -274,6 +275,9 @@ class ContinuousGenerator:
             for index, (keys, values) in enumerate(layers or ()):
                 entry.cache.update(keys, values, index)
             entry.prefilled = reused
+            PREFIX_CACHE_LOOKUPS.labels("hit" if reused else "miss").inc()
+            PROMPT_TOKENS.labels("reused").inc(reused)
+            PROMPT_TOKENS.labels("read").inc(len(entry.prompt_ids) - reused)
         started = time.perf_counter()
         start = entry.prefilled
         end = min(len(entry.prompt_ids), start + self.prefill_chunk)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from prometheus_client import REGISTRY
 
 from engine.worker.model.continuous import ContinuousGenerator
 from engine.worker.model.generator import BatchGenerator
@@ -96,6 +97,7 @@ def test_a_continued_prompt_reads_only_its_new_tokens_and_writes_the_same(
         second = request("turn2", STORY + " Then the door below opened, and")
         warm.generate_batch([first])
         read_before = warm.prefill_tokens
+        hits_before = hits()
 
         [continued] = warm.generate_batch([second])
         [fresh] = cold.generate_batch([second])
@@ -109,3 +111,9 @@ def test_a_continued_prompt_reads_only_its_new_tokens_and_writes_the_same(
     assert warm.prefill_tokens - read_before < prompt // 2
     assert stats.reused_tokens + (warm.prefill_tokens - read_before) == prompt
     assert continued.raw_text == fresh.raw_text
+    assert hits() == hits_before + 1  # counted for /metrics too
+
+
+def hits() -> float:
+    labels = {"result": "hit"}
+    return REGISTRY.get_sample_value("taleweaver_prefix_cache_lookups_total", labels) or 0.0
