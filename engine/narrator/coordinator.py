@@ -7,7 +7,7 @@ import contextlib
 import logging
 from typing import Any, Protocol
 
-from engine.errors import StoryError
+from engine.errors import StoryError, StoryUnavailable
 from engine.narrator.context_builder import StoryContextBuilder
 from engine.protocol.requests import NarrateRequest, SummariseRequest
 from engine.protocol.sampling import SamplingSettings
@@ -431,6 +431,12 @@ class NarratorCoordinator:
         with log_context(story_id=event.session_id, job_id=event.job_id):
             try:
                 await self.handle(event)
+            except StoryUnavailable as error:
+                # The database is down: the event stays unacknowledged and is offered
+                # again (the queue's redeliver_s), so nothing is lost; no traceback.
+                log.warning(
+                    "could not apply queue event %s now (%s); will retry", event.job_id, error
+                )
             except Exception:
                 log.exception("could not apply queue event %r", event)
 
