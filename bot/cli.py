@@ -264,6 +264,7 @@ def cmd_bench_load(args: argparse.Namespace) -> int:
                 turns=args.turns,
                 narrator=not args.no_narrator,
                 plain=not args.narrator_only,
+                pause_s=args.pause,
             )
         )
     except (LoadBenchError, StoryError, OperatorError, QueueError) as exc:
@@ -493,9 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="WHAT[,WHAT]",
         help=f"what must be up: {', '.join(NEEDS)} (default: {','.join(DEFAULT_NEEDS)})",
     )
-    p.add_argument(
-        "--timeout", type=float, default=10.0, help="seconds to wait for each service"
-    )
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each service")
     p.add_argument("--database-url", help="override TALEWEAVER_DATABASE_URL")
     p.set_defaults(func=cmd_status)
 
@@ -565,6 +564,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--stories", type=int, default=50, help="stories played at once")
     p.add_argument("--turns", type=int, default=20, help="turns per story (1-100)")
+    p.add_argument(
+        "--pause",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="seconds a story waits between its turns (default 0: as fast as it may)",
+    )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--no-narrator", action="store_true", help="skip the narrator round")
     mode.add_argument("--narrator-only", action="store_true", help="only the narrator round")

@@ -13,8 +13,12 @@ front-end calls. Two rounds on fresh stories:
   the engine, queue and database around the narrator, not text generation (see
   ``taleweaver bench generate`` for that).
 
-Latency is the time one ``write_turn`` call takes; with the narrator also the time from
-a turn's call to its passage being stored. CPU is this process's CPU time (all its
+By default every story writes its next turn the moment it may, so the engine runs
+flat out and a turn's latency is mostly its wait behind the others (stories divided
+by turns per second); ``pause`` gives each story that long between its turns, for
+latency at a load the engine carries. Latency is the time one ``write_turn`` call
+takes; with the narrator also the time from a turn's call to its passage being
+stored. CPU is this process's CPU time (all its
 threads, SQLite's included; a PostgreSQL server's own CPU is not) divided by turns.
 The bench's stories live on a server id of their own and are deleted afterwards.
 """
@@ -141,6 +145,7 @@ class LoadReport:
     database: str
     stories: int
     turns_per_story: int
+    pause_s: float = 0.0
     rounds: tuple[RoundReport, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
@@ -152,6 +157,7 @@ class LoadReport:
         lines = [
             f"database {self.database}: {self.stories} stories at once, "
             f"{self.turns_per_story} turns each"
+            + (f", {self.pause_s:g} s between a story's turns" if self.pause_s else "")
         ]
         for r in self.rounds:
             t = r.turn_latency
@@ -254,12 +260,15 @@ async def _play(
     *,
     turns: int,
     narrator: bool,
+    pause_s: float,
+    start_s: float,
     tally: _Tally,
 ) -> None:
-    """Write TURNS turns in one story, each as soon as it is the writer's turn."""
+    """Write TURNS turns in one story from START_S on, each PAUSE_S after the last."""
     players = {p.user_id: p for p in story.players}
     writer = story.players[0]
     for n in range(turns):
+        await asyncio.sleep(pause_s if n else start_s)
         # Listen before writing: the instant narrator may answer before write_turn returns.
         waiting = passages.expect(story.session_id) if narrator else None
         started = time.perf_counter()
@@ -297,16 +306,28 @@ async def _round(
     stories: int,
     turns: int,
     first: int,
+    pause_s: float,
 ) -> RoundReport:
     cadence = NarratorCadence.EVERY_TURN if narrator else NarratorCadence.ON_DEMAND
     await runtime.configs.update(BENCH_GUILD, BENCH_MODERATOR, narrator_cadence=cadence)
     playing = await _new_stories(runtime, stories, first)
     tally = _Tally()
     cpu_before, wall_before = time.process_time(), time.perf_counter()
+    # With a pause, the stories start spread over it, so turns arrive steadily rather
+    # than all at once every pause.
     await asyncio.gather(
         *(
-            _play(runtime, passages, story, turns=turns, narrator=narrator, tally=tally)
-            for story in playing
+            _play(
+                runtime,
+                passages,
+                story,
+                turns=turns,
+                narrator=narrator,
+                pause_s=pause_s,
+                start_s=pause_s * i / len(playing),
+                tally=tally,
+            )
+            for i, story in enumerate(playing)
         )
     )
     wall = time.perf_counter() - wall_before
@@ -341,10 +362,13 @@ async def benchmark_load(
     turns: int = 20,
     narrator: bool = True,
     plain: bool = True,
+    pause_s: float = 0.0,
 ) -> LoadReport:
     """Play STORIES stories of TURNS turns at once, without and with the narrator."""
-    if stories < 1 or not 1 <= turns <= 100:
-        raise LoadBenchError("stories must be at least 1 and turns between 1 and 100")
+    if stories < 1 or not 1 <= turns <= 100 or pause_s < 0:
+        raise LoadBenchError(
+            "stories must be at least 1, turns between 1 and 100, and the pause not negative"
+        )
     bench_settings = settings.model_copy(
         update={
             # A private in-process queue and worker, whatever the bot uses.
@@ -372,13 +396,25 @@ async def benchmark_load(
         if plain:
             rounds.append(
                 await _round(
-                    runtime, passages, narrator=False, stories=stories, turns=turns, first=0
+                    runtime,
+                    passages,
+                    narrator=False,
+                    stories=stories,
+                    turns=turns,
+                    first=0,
+                    pause_s=pause_s,
                 )
             )
         if narrator:
             rounds.append(
                 await _round(
-                    runtime, passages, narrator=True, stories=stories, turns=turns, first=stories
+                    runtime,
+                    passages,
+                    narrator=True,
+                    stories=stories,
+                    turns=turns,
+                    first=stories,
+                    pause_s=pause_s,
                 )
             )
     finally:
@@ -390,5 +426,6 @@ async def benchmark_load(
         database=make_url(settings.database_url).render_as_string(hide_password=True),
         stories=stories,
         turns_per_story=turns,
+        pause_s=pause_s,
         rounds=tuple(rounds),
     )

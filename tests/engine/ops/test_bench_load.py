@@ -92,3 +92,12 @@ def test_the_cli_prints_one_json_object(tmp_path: Path, capsys: pytest.CaptureFi
     [plain] = report["rounds"]
     assert plain["narrator"] is False and plain["turns"] == 4
     assert set(plain["turn_latency"]) == {"p50_ms", "p95_ms", "p99_ms", "max_ms"}
+
+
+async def test_a_pause_spaces_each_storys_turns(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'b.db'}")
+    report = await benchmark_load(settings, stories=2, turns=3, narrator=False, pause_s=0.2)
+    [plain] = report.rounds
+    assert report.pause_s == 0.2 and plain.turns == 6
+    assert plain.wall_s >= 0.4, "two pauses between each story's three turns"
+    assert "0.2 s between a story's turns" in report.format()
