@@ -12,7 +12,7 @@ import discord
 from bot.discord.actors import actor_from_user
 from bot.discord.formatting import NO_MENTIONS, plain, turn_prompt
 from bot.discord.narrator_messages import partial_message
-from bot.discord.replies import SOMETHING_WENT_WRONG, reply, send_error
+from bot.discord.replies import SOMETHING_WENT_WRONG, acknowledge, reply, send_error
 from engine.errors import InvalidState, StoryError
 from engine.story.views import SessionView, UndoOutcome
 from engine.table import NarratorCall
@@ -80,19 +80,29 @@ async def ask_narrator(
     interaction: discord.Interaction[Any], ask: AskNarrator, announcement: str
 ) -> None:
     """Ask the narrator, announcing it first; when the queue refuses, say so instead."""
+    channel_id = channel_id_of(interaction)
+    # Answered before the narration is stored as pending: an answer Discord refuses (the
+    # 3 s window passed) must not leave the story waiting for a narrator nobody asked.
+    await acknowledge(interaction)
+
+    announced: list[int] = []
 
     async def announce() -> None:
-        # Answer first: building the context and queueing can outlast the 3 s response window.
-        await reply(interaction, announcement)
+        message_id = await reply(interaction, announcement)
+        if message_id is not None:
+            announced.append(message_id)
 
-    call = await ask(
-        channel_id_of(interaction), actor_from_user(interaction.user), announce=announce
-    )
+    call = await ask(channel_id, actor_from_user(interaction.user), announce=announce)
     if call.refusal is not None:
+        refusal = f"⏳ {call.refusal}"
         with contextlib.suppress(discord.HTTPException):
-            await interaction.edit_original_response(
-                content=f"⏳ {call.refusal}", allowed_mentions=NO_MENTIONS
-            )
+            # A button's original response is the passage it sits on: edit the announcement.
+            if announced:
+                await interaction.followup.edit_message(
+                    announced[0], content=refusal, allowed_mentions=NO_MENTIONS
+                )
+            else:
+                await reply(interaction, refusal)
 
 
 async def retry_passage(
@@ -104,6 +114,7 @@ async def retry_passage(
     """Ask for another version of the narrator's latest passage."""
     bot = story_bot(interaction)
     channel_id = channel_id_of(interaction)
+    await acknowledge(interaction)
     if session_id is not None and number is not None:
         await require_latest(bot, channel_id, session_id, number, "retried")
     who = plain(interaction.user.display_name)

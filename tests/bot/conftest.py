@@ -128,10 +128,15 @@ class FakeResponse:
 class FakeFollowup:
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
+        self.edited: list[dict[str, Any]] = []
 
     async def send(self, content: str | None = None, **kwargs: Any) -> Any:
         self.sent.append({"content": content, **kwargs})
         return SimpleNamespace(id=next_id())
+
+    async def edit_message(self, message_id: int, **kwargs: Any) -> Any:
+        self.edited.append({"message_id": message_id, **kwargs})
+        return SimpleNamespace(id=message_id)
 
 
 INVITE_PERMISSIONS = 309237763136
@@ -150,8 +155,11 @@ class FakeInteraction:
         filesize_limit: int = 10 * 1024 * 1024,
         message: Any = None,
         app_permissions: discord.Permissions | None = None,
+        kind: discord.InteractionType = discord.InteractionType.application_command,
     ) -> None:
         self.client = client
+        self.type = kind
+        self.extras: dict[str, Any] = {}
         # What the README's invite link grants, as Discord reports it for the bot.
         self.app_permissions = app_permissions or discord.Permissions(INVITE_PERMISSIONS)
         self.user = user
@@ -163,11 +171,16 @@ class FakeInteraction:
         self.response = FakeResponse()
         self.followup = FakeFollowup()
         self.original_edits: list[dict[str, Any]] = []
+        self.original_deleted = False
         self.data: dict[str, Any] = {}
         self.command = None
 
-    async def edit_original_response(self, **kwargs: Any) -> None:
+    async def edit_original_response(self, **kwargs: Any) -> Any:
         self.original_edits.append(kwargs)
+        return SimpleNamespace(id=next_id())
+
+    async def delete_original_response(self) -> None:
+        self.original_deleted = True
 
     @property
     def everything_sent(self) -> list[dict[str, Any]]:

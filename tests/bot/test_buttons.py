@@ -3,6 +3,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import discord
 import pytest
 
 from bot.discord.app import BotOptions
@@ -48,7 +49,9 @@ async def retried_story(sessions: Any) -> int:
 def pressed_by(fake: SimpleNamespace, bot: Any, actor: Any, message: Any = None) -> Any:
     author = fake.Author(actor.user_id, actor.display_name)
     channel = message.channel if message is not None else fake.Channel(CHANNEL)
-    return fake.Interaction(bot, author, channel=channel, message=message)
+    return fake.Interaction(
+        bot, author, channel=channel, message=message, kind=discord.InteractionType.component
+    )
 
 
 async def test_retry_on_an_older_passage_is_refused_privately(
@@ -57,7 +60,9 @@ async def test_retry_on_an_older_passage_is_refused_privately(
     session_id = await retried_story(story_db.story)
     interaction = pressed_by(fake, bot, ALICE)
     await RetryButton(session_id, 1).callback(interaction)
-    (sent,) = interaction.response.sent
+    # Acknowledged at once without a visible answer, then refused in a private follow-up.
+    assert interaction.response.deferred == {}
+    (sent,) = interaction.followup.sent
     assert sent["ephemeral"] is True and "latest passage" in sent["content"]
     assert bot.runtime.narrator.requests == []
 
@@ -68,7 +73,8 @@ async def test_retry_on_the_latest_passage_asks_the_narrator(
     session_id = await retried_story(story_db.story)
     interaction = pressed_by(fake, bot, BOB)
     await RetryButton(session_id, 2).callback(interaction)
-    (sent,) = interaction.response.sent
+    assert interaction.response.deferred == {}
+    (sent,) = interaction.followup.sent
     assert sent["ephemeral"] is False and "another version" in sent["content"]
     (request,) = bot.runtime.narrator.requests
     assert request.retry_of_turn == 2

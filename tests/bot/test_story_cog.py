@@ -81,10 +81,12 @@ async def test_write_shows_the_turn_and_calls_the_narrator(
     view = await started(story_db.story, ALICE, BOB)
     interaction = interaction_by(fake, bot, ALICE)
     await callback(StoryCog.write)(cog, interaction, "Alice rings the **bell**.")
-    (shown,) = interaction.response.sent
+    # Answered ("thinking") before the turn is stored; the turn then fills that answer.
+    assert interaction.response.deferred == {"thinking": True}
+    assert interaction.response.sent == []
+    (shown,) = interaction.original_edits
     assert shown["content"] == "**Alice:** Alice rings the **bell**."
     assert shown["allowed_mentions"].to_dict() == {"parse": []}
-    assert shown["ephemeral"] is False
     (turn,) = await story_db.story.queries.turns(view.id)
     assert turn.discord_message_id is not None
     assert len(bot.runtime.narrator.requests) == 1

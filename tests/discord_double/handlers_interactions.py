@@ -122,6 +122,15 @@ class InteractionRoutes(MessageModel):
                 "Unknown Webhook",
                 violation=f"webhook used before interaction {record.id} was acknowledged",
             )
+        age = time.monotonic() - record.created_at
+        if age > self.interaction_token_lifetime:
+            raise ApiError(
+                401,
+                50027,
+                "Invalid Webhook Token",
+                violation=f"interaction {record.id} followed up after {age:.0f}s; its token "
+                f"lasts {self.interaction_token_lifetime:g}s (15 minutes on Discord)",
+            )
         return record
 
     def _webhook_target(self, call: Call, record: InteractionRecord) -> StoredMessage:
@@ -144,8 +153,10 @@ class InteractionRoutes(MessageModel):
             original is not None
             and original.flags & LOADING
             and original.author_id == self.bot_user.id
+            and not original.deleted
         ):
-            # The first follow-up after a deferred response replaces the "thinking" message.
+            # The first follow-up after a deferred response replaces the "thinking" message
+            # (keeping its visibility); once that message is deleted, follow-ups are new.
             self._apply_edit(original, body, call.files, finish_loading=True)
             await self._dispatch_message("MESSAGE_UPDATE", original)
             message = original

@@ -69,6 +69,7 @@ class DiscordDouble(UserActions, ApplicationRoutes, InteractionRoutes, ChannelRo
         *,
         upload_limit: int = DEFAULT_UPLOAD_LIMIT,
         interaction_ack_timeout: float = 3.0,
+        interaction_token_lifetime: float = 15 * 60.0,
         message_content_limit: int = 2000,
         validate_responses: bool = False,
         heartbeat_interval_ms: int = 41_250,
@@ -81,6 +82,7 @@ class DiscordDouble(UserActions, ApplicationRoutes, InteractionRoutes, ChannelRo
         self.spec = spec
         self.upload_limit = upload_limit
         self.interaction_ack_timeout = interaction_ack_timeout
+        self.interaction_token_lifetime = interaction_token_lifetime
         self.message_content_limit = message_content_limit
         self.validate_responses = validate_responses
         self.ids = Snowflakes()

@@ -30,6 +30,7 @@ class DoubleState:
     spec: ApiSpec
     upload_limit: int
     interaction_ack_timeout: float
+    interaction_token_lifetime: float
     message_content_limit: int
     validate_responses: bool
     ids: Snowflakes

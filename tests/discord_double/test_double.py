@@ -352,6 +352,21 @@ async def test_late_acknowledgement_is_a_violation(
     assert record.callback is None
 
 
+async def test_follow_up_after_the_token_expired_is_refused(
+    discord_double: DiscordDouble, bot: StoryBot
+) -> None:
+    # Discord's interaction tokens last 15 minutes; here the deferral is already too old.
+    discord_double.interaction_token_lifetime = 0.0
+    with discord_double.expect_violations("followed up after"):
+        record = await discord_double.invoke(
+            "alice", "story", "story", ["start"], {"genre": "noir"}
+        )
+        await discord_double.wait_for(lambda: any(r.status == 401 for r in discord_double.requests))
+    assert record.callback is not None and record.callback.type == 5
+    assert record.followups == [] and record.original is not None
+    assert not record.original.content, "the thinking message was never filled"
+
+
 async def test_interaction_webhook_edits_follow_ups_and_deletes(
     discord_double: DiscordDouble, bot: StoryBot
 ) -> None:

@@ -34,10 +34,12 @@ async def answer(table: StoryTable, record: InteractionRecord) -> StoredMessage:
 
 async def host_notice(table: StoryTable, record: InteractionRecord) -> StoredMessage:
     """Wait for the private notice that follows the answer to a host's command."""
-    await table.double.wait_for_response(record, followups=1, timeout=15.0)
-    notices = [m for m in record.followups if m.content.startswith("⚠️")]
-    assert notices, [m.content for m in table.double.interaction_responses(record)]
-    return notices[0]
+
+    def notices() -> list[StoredMessage]:
+        return [m for m in record.followups if m.content.startswith("⚠️")]
+
+    await table.double.wait_for(notices, timeout=15.0, what="the host's notice")
+    return notices()[0]
 
 
 async def test_story_start_refused_names_missing_permissions(table: StoryTable) -> None:

@@ -26,8 +26,8 @@ async def test_story_and_old_buttons_keep_working_after_a_restart(table: StoryTa
     async with table.running():
         assert double.gateway.identify_count == 2
         click = await double.click("alice", before_restart, f"tw:retry:{view.id}:2")
-        await double.wait_for_response(click)
-        [asked] = double.interaction_responses(click)
+        await double.wait_for_response(click, followups=1)
+        [asked] = click.followups
         assert asked.content == "🔁 Alice asked the narrator for another version."
         retried = await table.passage(after=asked, number=2)
         await double.wait_for(lambda: before_restart.deleted, what="the old version to go")

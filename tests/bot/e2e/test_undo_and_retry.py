@@ -23,9 +23,11 @@ async def test_buttons_and_commands_retry_and_undo_passages_and_turns(table: Sto
         await table.ping("bob", after=first)
 
         # Retry button: a new version replaces the message; the old text stays selectable.
+        # The click is acknowledged without a visible answer; the announcement follows up.
         click = await double.click("alice", first, f"tw:retry:{view.id}:2")
-        await double.wait_for_response(click)
-        [asked] = double.interaction_responses(click)
+        await double.wait_for_response(click, followups=1)
+        assert click.callback is not None and click.callback.type == 6
+        [asked] = click.followups
         assert asked.content == "🔁 Alice asked the narrator for another version."
         assert not asked.ephemeral
         second = await table.passage(after=asked, number=2)
@@ -96,8 +98,8 @@ async def test_buttons_and_commands_retry_and_undo_passages_and_turns(table: Sto
         await table.say("bob", "Bob answers the knock with his own.")
         await table.passage(after=fourth, number=4)
         click = await double.click("bob", stale, f"tw:retry:{view.id}:2")
-        await double.wait_for_response(click)
-        [refusal] = double.interaction_responses(click)
+        await double.wait_for_response(click, followups=1)
+        [refusal] = click.followups
         assert refusal.ephemeral
         assert refusal.content.startswith("Only the latest passage can be retried")
         assert len(await table.turns()) == 4

@@ -42,7 +42,7 @@ from bot.discord.formatting import (
     write_hint,
 )
 from bot.discord.permissions import require_story_permissions
-from bot.discord.replies import reply
+from bot.discord.replies import acknowledge, reply
 from bot.discord.splitting import split_message
 from engine.actors import Actor
 from engine.errors import InvalidState, SessionNotFound
@@ -123,7 +123,7 @@ class StoryCog(
         story_thread: discord.Thread | None = None
         if opens_thread and isinstance(channel, discord.TextChannel):
             # Creating the thread and the story can outlast the 3 s answer window.
-            await interaction.response.defer(thinking=True)
+            await acknowledge(interaction)
             try:
                 story_thread = await channel.create_thread(
                     name=truncate(title, THREAD_NAME_LIMIT),
@@ -250,6 +250,9 @@ class StoryCog(
         """Store the caller's turn, show it, and call the narrator or the next player."""
         runtime = self.bot.runtime
         actor = actor_from_user(interaction.user)
+        channel_id = channel_id_of(interaction)
+        # Answered before the turn is stored: an answer Discord refuses stores nothing.
+        await acknowledge(interaction)
 
         async def show(stored: StoredTurn) -> None:
             chunks = split_message(f"**{plain(stored.turn.author_name)}:** {stored.turn.text}")
@@ -261,7 +264,7 @@ class StoryCog(
                     stored.session.id, stored.turn.number, first_id
                 )
 
-        written = await runtime.table.write_turn(channel_id_of(interaction), actor, text, show=show)
+        written = await runtime.table.write_turn(channel_id, actor, text, show=show)
         if written.narrator is not None:
             if written.narrator.refusal is not None:
                 await reply(interaction, f"⏳ {written.narrator.refusal}")
