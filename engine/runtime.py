@@ -121,6 +121,9 @@ class StoryRuntime:
             moderation=ModerationService(factory, story.guard, configs),
         )
         try:
+            # Loading the content classifier takes about a second: in a thread, now, so
+            # that the first content check does not stall the event loop.
+            await story.guard.load_classifier()
             if settings.queue_url.startswith("memory://"):
                 if processor_factory is None:
                     from engine.worker.main import load_processor

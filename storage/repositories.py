@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, delete, func, or_, select
+from sqlalchemy import Select, and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -78,6 +78,12 @@ async def get_open_session_in_channel(
     return (await db.execute(query)).scalar_one_or_none()
 
 
+async def open_session_channels(*, db: AsyncSession) -> Sequence[int]:
+    """Return the channels that hold an unfinished session."""
+    query = select(StorySession.channel_id).where(StorySession.status != SessionStatus.ENDED)
+    return (await db.execute(query)).scalars().all()
+
+
 async def list_sessions(
     *, db: AsyncSession, guild_id: int | None = None, include_ended: bool = True
 ) -> Sequence[StorySession]:
@@ -90,36 +96,39 @@ async def list_sessions(
     return (await db.execute(query)).scalars().all()
 
 
-async def overdue_session_ids(*, db: AsyncSession, now: datetime) -> Sequence[int]:
-    """Return ids of active sessions whose turn deadline has passed."""
-    query = select(StorySession.id).where(
-        StorySession.status == SessionStatus.ACTIVE,
-        StorySession.turn_deadline.is_not(None),
-        StorySession.turn_deadline <= now,
-    )
-    return (await db.execute(query)).scalars().all()
+async def running_clocks(
+    *, db: AsyncSession
+) -> Sequence[tuple[int, datetime, bool, int | None]]:
+    """Return every running turn clock in one statement.
 
-
-async def unreminded_sessions(*, db: AsyncSession) -> Sequence[StorySession]:
-    """Return active sessions with a running clock whose current player was not reminded."""
-    query = select(StorySession).where(
-        StorySession.status == SessionStatus.ACTIVE,
-        StorySession.turn_deadline.is_not(None),
+    Each row: the active session's id, its turn deadline, whether its current player still
+    awaits this turn's reminder, and its server's stored turn timeout (None: the default).
+    """
+    awaits_reminder = and_(
         StorySession.narrator_job_id.is_(None),
         or_(
             StorySession.reminded_step.is_(None),
             StorySession.reminded_step != StorySession.rotation_step,
         ),
     )
-    return (await db.execute(query)).scalars().all()
-
-
-async def earliest_deadline(*, db: AsyncSession) -> datetime | None:
-    """Return the soonest turn deadline of any active session."""
-    query = select(func.min(StorySession.turn_deadline)).where(
-        StorySession.status == SessionStatus.ACTIVE
+    query = (
+        select(
+            StorySession.id,
+            StorySession.turn_deadline,
+            awaits_reminder,
+            GuildSettings.turn_timeout_seconds,
+        )
+        .outerjoin(GuildSettings, GuildSettings.guild_id == StorySession.guild_id)
+        .where(
+            StorySession.status == SessionStatus.ACTIVE,
+            StorySession.turn_deadline.is_not(None),
+        )
     )
-    return (await db.execute(query)).scalar_one_or_none()
+    return [
+        (session_id, deadline, bool(awaits), timeout)
+        for session_id, deadline, awaits, timeout in (await db.execute(query)).all()
+        if deadline is not None  # filtered above; the column itself may hold none
+    ]
 
 
 # Turns ----------------------------------------------------------------------------------------

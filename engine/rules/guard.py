@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
@@ -74,6 +75,15 @@ class ContentGuard:
         self._sessions = sessions
         self._classifier = classifier if classifier is not None else ProfanityClassifier()
         self._policy = lru_cache(maxsize=256)(self._build_policy)
+
+    @property
+    def classifier(self) -> ProfanityClassifier:
+        """Return the classifier every policy of this guard asks."""
+        return self._classifier
+
+    async def load_classifier(self) -> None:
+        """Load the classifier in a worker thread; checks then never wait for it."""
+        await asyncio.to_thread(self._classifier.load)
 
     def _build_policy(
         self, rating: ContentRating, blocked: tuple[str, ...], flood: FloodLimits

@@ -1,4 +1,4 @@
-"""A statistical profanity classifier, loaded on first use."""
+"""A statistical profanity classifier, loaded at start-up (or else on first use)."""
 
 from __future__ import annotations
 
@@ -28,12 +28,23 @@ class ProfanityClassifier:
     """Estimate how likely a text is profane or offensive, between 0 and 1.
 
     The model (``profanity_check``, a linear SVM shipped inside its wheel) is imported
-    on the first call, once, even when several threads ask at the same time.
+    by ``load`` or on the first call, once, even when several threads ask at the same
+    time. Importing it takes about a second: a front-end loads it in a worker thread
+    before it serves anyone, so that no check stalls its event loop.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._predict: Any = None
+
+    @property
+    def loaded(self) -> bool:
+        """Tell whether the model is in memory."""
+        return self._predict is not None
+
+    def load(self) -> None:
+        """Import the model now (blocking; call it from a worker thread)."""
+        self._predictor()
 
     def probability(self, text: str) -> float:
         """Return the probability that ``text`` is offensive."""

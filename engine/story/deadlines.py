@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,13 +26,29 @@ from storage import repositories as repo
 from storage.models import (
     ParticipantStatus,
     SessionStatus,
-    StorySession,
 )
 
 log = logging.getLogger(__name__)
 
 # A player is reminded once, when this share of their turn's time is left.
 REMINDER_FRACTION = 0.25
+# The turn timeout of a server that never stored its settings.
+DEFAULT_TURN_TIMEOUT_SECONDS = GuildConfig().turn_timeout_seconds
+
+
+@dataclass(frozen=True)
+class TurnClocks:
+    """Every running turn clock at one moment, read in one statement."""
+
+    now: datetime
+    # Stories whose current player ran out of time, and those due a reminder.
+    overdue: tuple[int, ...] = ()
+    reminders_due: tuple[int, ...] = ()
+    # The soonest deadline and the soonest reminder, passed or not.
+    next_deadline: datetime | None = None
+    next_reminder: datetime | None = None
+    # The soonest deadline or reminder still ahead: when to look again.
+    wake_at: datetime | None = None
 
 
 class TurnDeadlines:
@@ -40,15 +57,44 @@ class TurnDeadlines:
     def __init__(self, store: StoryStore) -> None:
         self._store = store
 
-    async def expire_overdue(self) -> list[TimeoutOutcome]:
-        """Skip every player whose deadline has passed; mark repeat offenders away."""
+    async def read_clocks(self, *, reminders: bool = True) -> TurnClocks:
+        """Read every running turn clock at once (one statement, however many stories)."""
         now = self._store.clock()
         async with self._store.sessions() as db:
-            due = await repo.overdue_session_ids(db=db, now=now)
+            rows = await repo.running_clocks(db=db)
+        overdue: list[int] = []
+        due: list[int] = []
+        deadlines: list[datetime] = []
+        reminder_times: list[datetime] = []
+        for session_id, deadline, awaits_reminder, timeout in rows:
+            deadlines.append(deadline)
+            if deadline <= now:
+                overdue.append(session_id)
+                continue
+            if not (reminders and awaits_reminder):
+                continue
+            at = reminder_time(deadline, timeout or DEFAULT_TURN_TIMEOUT_SECONDS)
+            reminder_times.append(at)
+            if at <= now:
+                due.append(session_id)
+        ahead = [at for at in (*deadlines, *reminder_times) if at > now]
+        return TurnClocks(
+            now=now,
+            overdue=tuple(overdue),
+            reminders_due=tuple(due),
+            next_deadline=min(deadlines, default=None),
+            next_reminder=min(reminder_times, default=None),
+            wake_at=min(ahead, default=None),
+        )
+
+    async def expire_overdue(self, clocks: TurnClocks | None = None) -> list[TimeoutOutcome]:
+        """Skip every player whose deadline has passed; mark repeat offenders away."""
+        if clocks is None:
+            clocks = await self.read_clocks(reminders=False)
         outcomes = []
-        for session_id in due:
+        for session_id in clocks.overdue:
             try:
-                outcome = await self._expire_one(session_id, now)
+                outcome = await self._expire_one(session_id, clocks.now)
             except StoryError as exc:
                 log.info("timeout of session %s not applied: %s", session_id, exc)
                 continue
@@ -87,39 +133,24 @@ class TurnDeadlines:
 
         return await self._store.transaction(work)
 
-    @staticmethod
-    def _reminder_time(story: StorySession, config: GuildConfig) -> datetime | None:
-        if story.turn_deadline is None:
-            return None
-        lead = timedelta(seconds=config.turn_timeout_seconds * REMINDER_FRACTION)
-        return story.turn_deadline - lead
-
-    async def _unreminded(self, db: AsyncSession) -> list[tuple[StorySession, datetime]]:
-        pending = []
-        for story in await repo.unreminded_sessions(db=db):
-            row = await repo.get_guild_settings(db=db, guild_id=story.guild_id)
-            at = self._reminder_time(story, GuildConfig.from_row(row))
-            if at is not None:
-                pending.append((story, at))
-        return pending
-
     async def next_reminder(self) -> datetime | None:
         """Return when the next turn reminder falls due."""
-        async with self._store.sessions() as db:
-            return min((at for _, at in await self._unreminded(db)), default=None)
+        return (await self.read_clocks()).next_reminder
 
-    async def take_due_reminders(self) -> list[SessionView]:
+    async def take_due_reminders(self, clocks: TurnClocks | None = None) -> list[SessionView]:
         """Return the stories whose current player should be reminded now (each turn once)."""
-        now = self._store.clock()
-        async with self._store.sessions() as db:
-            due = [story.id for story, at in await self._unreminded(db) if at <= now]
+        if clocks is None:
+            clocks = await self.read_clocks()
+        now = clocks.now
         reminded = []
-        for session_id in due:
+        for session_id in clocks.reminders_due:
 
             async def work(db: AsyncSession, session_id: int = session_id) -> SessionView | None:
                 loaded = await self._store.load(db, session_id=session_id)
                 story = loaded.story
-                at = self._reminder_time(story, loaded.config)
+                deadline = story.turn_deadline
+                timeout = loaded.config.turn_timeout_seconds
+                at = None if deadline is None else reminder_time(deadline, timeout)
                 # Re-check under the lock: the turn may have been written meanwhile.
                 if (
                     story.status != SessionStatus.ACTIVE
@@ -146,8 +177,12 @@ class TurnDeadlines:
 
     async def next_deadline(self) -> datetime | None:
         """Return the soonest turn deadline over all active stories."""
-        async with self._store.sessions() as db:
-            return await repo.earliest_deadline(db=db)
+        return (await self.read_clocks(reminders=False)).next_deadline
+
+
+def reminder_time(deadline: datetime, timeout_seconds: int) -> datetime:
+    """Return when a turn running out at DEADLINE gets its reminder."""
+    return deadline - timedelta(seconds=timeout_seconds * REMINDER_FRACTION)
 
 
 TimeoutListener = Callable[[TimeoutOutcome], Awaitable[None]]
@@ -192,29 +227,37 @@ class TurnTimeoutScheduler:
 
     async def sweep(self) -> list[TimeoutOutcome]:
         """Expire every overdue turn once and tell the listener about each."""
-        outcomes = await self._deadlines.expire_overdue()
+        outcomes, _ = await self._sweep()
+        return outcomes
+
+    async def _sweep(self) -> tuple[list[TimeoutOutcome], float]:
+        """Apply what is due; return it and how long to sleep before looking again.
+
+        One statement reads every clock; only a timeout or reminder that fell due costs
+        its own transaction.
+        """
+        clocks = await self._deadlines.read_clocks(reminders=self.on_reminder is not None)
+        outcomes = await self._deadlines.expire_overdue(clocks)
         for outcome in outcomes:
             try:
                 await self._on_timeout(outcome)
             except Exception:
                 log.exception("timeout listener failed for session %s", outcome.session.id)
+        reminded: list[SessionView] = []
         if self.on_reminder is not None:
-            for session in await self._deadlines.take_due_reminders():
+            reminded = await self._deadlines.take_due_reminders(clocks)
+            for session in reminded:
                 try:
                     await self.on_reminder(session)
                 except Exception:
                     log.exception("reminder listener failed for session %s", session.id)
-        return outcomes
-
-    async def _seconds_to_next_deadline(self) -> float:
-        deadline = await self._deadlines.next_deadline()
-        if self.on_reminder is not None:
-            reminder = await self._deadlines.next_reminder()
-            if reminder is not None and (deadline is None or reminder < deadline):
-                deadline = reminder
-        if deadline is None:
-            return self._max_sleep
-        return max(0.0, min(self._max_sleep, (deadline - self._clock()).total_seconds()))
+        if outcomes or reminded:
+            # Those turns have new clocks the reading above did not see.
+            return outcomes, 0.0
+        if clocks.wake_at is None:
+            return outcomes, self._max_sleep
+        ahead = (clocks.wake_at - self._clock()).total_seconds()
+        return outcomes, max(0.0, min(self._max_sleep, ahead))
 
     async def run(self) -> None:
         """Sweep until stop() asks the loop to end."""
@@ -222,8 +265,7 @@ class TurnTimeoutScheduler:
             # Cleared before reading: a poke during the sweep is answered by the next one.
             self._wake.clear()
             try:
-                await self.sweep()
-                delay = await self._seconds_to_next_deadline()
+                _, delay = await self._sweep()
             except Exception:
                 log.exception("turn timeout sweep failed; retrying shortly")
                 delay = min(5.0, self._max_sleep)

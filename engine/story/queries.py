@@ -53,9 +53,18 @@ class StoryQueries:
 
     async def in_channel(self, channel_id: int) -> SessionView | None:
         """Return the unfinished session of a channel, if any."""
+        since = self._store.channels.mark()
         async with self._store.sessions() as db:
             story = await repo.get_open_session_in_channel(db=db, channel_id=channel_id)
+            self._store.channels.note(channel_id, holds_story=story is not None, since=since)
             return SessionView.of(story) if story else None
+
+    async def may_hold_story(self, channel_id: int) -> bool:
+        """Tell whether a channel may hold an unfinished story, mostly without a read.
+
+        False means it surely does not: chatter there needs no database work.
+        """
+        return await self._store.channels.may_hold_story(channel_id)
 
     async def list_sessions(self, guild_id: int | None = None) -> list[SessionView]:
         """Return sessions (of one server, or all), newest first."""

@@ -19,6 +19,7 @@ from engine.rules.guard import ContentGuard, ContentRefused, RateLimited, Where,
 from engine.rules.guild_config import GuildConfig, is_moderator
 from engine.rules.throttles import Throttles
 from engine.safety import TextKind
+from engine.story.channels import StoryChannels
 from engine.story.clock import Clock, utc_now
 from engine.story.rotation import next_after
 from engine.story.views import NarrationRequest, SessionView
@@ -34,6 +35,9 @@ from storage.models import (
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# db.info key: the channels a transaction found holding a story or not, kept until commit.
+_CHANNELS_SEEN = "taleweaver.channels_seen"
 
 
 def new_participant(actor: Actor, *, join_order: int) -> Participant:
@@ -99,6 +103,8 @@ class StoryStore:
         self.throttles = throttles
         # Called after a commit that may have moved a deadline (the timeout scheduler listens).
         self.on_change = on_change
+        # Which channels hold a story, so that chatter elsewhere costs no database work.
+        self.channels = StoryChannels(self.sessions)
 
     async def transaction(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Run WORK in one transaction, retrying lost races; refusals are audited apart."""
@@ -106,6 +112,9 @@ class StoryStore:
             try:
                 async with self.sessions() as db, db.begin():
                     result = await work(db)
+                    seen: dict[int, bool] = db.info.pop(_CHANNELS_SEEN, {})
+                for channel_id, holds_story in seen.items():
+                    self.channels.note(channel_id, holds_story=holds_story)
                 if self.on_change is not None:
                     self.on_change()
                 return result
@@ -242,7 +251,9 @@ class StoryStore:
 
     @staticmethod
     async def refresh(db: AsyncSession, story: StorySession) -> SessionView:
-        """Flush and return a fresh snapshot of the story."""
+        """Flush and return a fresh snapshot of the story (its channel is noted at commit)."""
         await db.flush()
         await db.refresh(story)
+        seen = db.info.setdefault(_CHANNELS_SEEN, {})
+        seen[story.channel_id] = story.status != SessionStatus.ENDED
         return SessionView.of(story)

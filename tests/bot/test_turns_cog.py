@@ -12,6 +12,7 @@ from engine.errors import StoryUnavailable
 from engine.narrator.coordinator import NarratorBusy
 from engine.story.views import NarrationRequest
 
+from support.statements import counted
 from support.stories import ALICE, BOB, CHANNEL, GUILD, MOD, started
 from support.table_runtime import table_runtime
 
@@ -90,6 +91,26 @@ async def test_table_talk_is_kept_but_is_not_a_turn(
     transcript = await story_db.story.queries.transcript(view.id)
     assert transcript.turns == ()
     assert [t.text for t in transcript.table_talk] == ["brb, tea", "loving this"]
+
+
+@pytest.mark.parametrize("text", ["((brb, tea))", "// loving this", "Anyone up for chess?"])
+async def test_chatter_where_no_story_is_played_costs_no_database_work(
+    cog: TurnsCog, story_db: SimpleNamespace, fake: SimpleNamespace, text: str
+) -> None:
+    await started(story_db.story, ALICE, BOB)
+    elsewhere = fake.Channel(CHANNEL + 1)
+    author = fake.Author(ALICE.user_id, ALICE.display_name)
+    with counted(story_db.story.store.sessions) as first:
+        await cog.on_message(fake.Message(elsewhere, text, author=author))
+    # One look at which channels hold stories, then nothing for a while.
+    assert len(first) == 1 and "channel_id" in first[0] and "INSERT" not in first[0]
+    with counted(story_db.story.store.sessions) as later:
+        for _ in range(3):
+            await cog.on_message(fake.Message(elsewhere, text, author=author))
+    assert later == []
+    # The story's own channel is known without a look.
+    view = await story_db.story.queries.in_channel(CHANNEL)
+    assert view is not None and await story_db.story.queries.may_hold_story(CHANNEL)
 
 
 async def test_table_talk_breaking_the_rules_is_not_kept_and_is_marked(

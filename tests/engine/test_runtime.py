@@ -58,6 +58,13 @@ async def test_player_turn_is_answered_by_the_narrator(runtime: StoryRuntime) ->
     assert not after.narrator_pending and after.turn_deadline is not None
 
 
+async def test_the_content_classifier_is_loaded_when_the_runtime_opens(
+    runtime: StoryRuntime,
+) -> None:
+    # Loaded in a thread during start-up: the first content check does not stall the loop.
+    assert runtime.story.guard.classifier.loaded
+
+
 async def test_full_queue_hands_the_turn_back_with_a_clear_message(
     runtime: StoryRuntime,
 ) -> None:

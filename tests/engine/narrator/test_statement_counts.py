@@ -7,12 +7,8 @@ count; change the pinned number only when the extra statement is meant.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from engine.narrator.context_builder import StoryContextBuilder
@@ -25,6 +21,7 @@ from engine.table import StoryTable
 from storage.models import NarratorCadence
 
 from support.recording import RecordingListener
+from support.statements import counted
 from support.stories import ALICE, BOB, CHANNEL, GUILD, MOD, started
 
 # One turn with the narrator due, 18 statements on SQLite and PostgreSQL alike:
@@ -38,25 +35,6 @@ TURN_WITH_NARRATOR_STATEMENTS = {"sqlite": 18, "postgresql": 18}
 # A progress event of a running job: one read of the story's pending job id; the job's
 # rules were kept when it was queued.
 PROGRESS_STATEMENTS = 1
-
-
-@contextmanager
-def counted(factory: async_sessionmaker[AsyncSession]) -> Iterator[list[str]]:
-    """Collect every SQL statement sent through FACTORY's engine while the block runs."""
-    engine = factory.kw["bind"].sync_engine
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        # SQLite's BEGIN IMMEDIATE/DEFERRED and the query_only switch between reads and
-        # writes are the project's own transaction statements, not queries.
-        if not statement.startswith(("BEGIN", "PRAGMA query_only")):
-            statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 @pytest.fixture

@@ -5,10 +5,11 @@ from datetime import timedelta
 
 from engine.rules.guild_config import GuildConfigService
 from engine.story import StoryService
-from engine.story.deadlines import TurnTimeoutScheduler
+from engine.story.deadlines import TurnClocks, TurnTimeoutScheduler
 from engine.story.views import SessionView, TimeoutOutcome
 from storage.models import NarratorCadence
 
+from support.statements import counted
 from support.stories import ALICE, BOB, GUILD, MOD, started
 
 
@@ -142,14 +143,14 @@ async def test_a_burst_of_story_changes_is_answered_by_one_sweep(
     service = StoryService.create(session_factory, clock=clock)
     await started(service, ALICE, BOB)
     sweeps = 0
-    expire = service.deadlines.expire_overdue
+    read = service.deadlines.read_clocks
 
-    async def counted() -> list[TimeoutOutcome]:
+    async def reading(*, reminders: bool = True) -> TurnClocks:
         nonlocal sweeps
         sweeps += 1
-        return await expire()
+        return await read(reminders=reminders)
 
-    service.deadlines.expire_overdue = counted  # type: ignore[method-assign]
+    service.deadlines.read_clocks = reading  # type: ignore[method-assign]
     scheduler = TurnTimeoutScheduler(service.deadlines, _no_timeouts, clock=clock)
     scheduler.start()
     try:
@@ -166,6 +167,43 @@ async def test_a_burst_of_story_changes_is_answered_by_one_sweep(
         assert sweeps - before in (2, 3)
     finally:
         await scheduler.stop()
+
+
+async def test_a_sweep_of_fifty_running_clocks_is_one_statement(
+    session_factory, config_service: GuildConfigService, clock
+) -> None:
+    # Every story change wakes the scheduler: its sweep must not cost a read per story.
+    await config_service.update(
+        GUILD, MOD, turn_timeout_seconds=400, narrator_cadence=NarratorCadence.ON_DEMAND
+    )
+    service = StoryService.create(session_factory, clock=clock)
+    for channel in range(1000, 1050):
+        await started(service, ALICE, BOB, channel=channel)
+    reminded: list[SessionView] = []
+
+    async def on_reminder(session: SessionView) -> None:
+        reminded.append(session)
+
+    scheduler = TurnTimeoutScheduler(
+        service.deadlines, _no_timeouts, clock=clock, on_reminder=on_reminder
+    )
+    with counted(session_factory) as statements:
+        _, delay = await scheduler._sweep()
+    assert len(statements) == 1, "\n".join(statements)
+    assert reminded == [] and delay == 30.0  # the reminders are 300 s away: sleep the most
+
+    clock.advance(299)
+    with counted(session_factory) as statements:
+        _, delay = await scheduler._sweep()
+    assert len(statements) == 1 and delay == 1.0
+
+    # Due reminders cost their own transactions, and the clocks are read again at once.
+    clock.advance(2)
+    _, delay = await scheduler._sweep()
+    assert len(reminded) == 50 and delay == 0.0
+    with counted(session_factory) as statements:
+        _, delay = await scheduler._sweep()
+    assert len(statements) == 1 and delay == 30.0  # the deadlines, 99 s away
 
 
 async def _no_timeouts(outcome: TimeoutOutcome) -> None:

@@ -78,6 +78,8 @@ class TurnsCog(commands.Cog):
             return  # an image or sticker alone is not a turn
         sessions = self.bot.runtime.story
         channel_id = message.channel.id
+        if not await sessions.queries.may_hold_story(channel_id):
+            return  # chatter where no story is played costs no database work
         actor = actor_from_user(message.author)
         if is_table_talk(text):
             talk = table_talk_text(text)
@@ -138,6 +140,8 @@ class TurnsCog(commands.Cog):
         if not text or is_table_talk(text):
             return
         sessions = self.bot.runtime.story
+        if not await sessions.queries.may_hold_story(payload.channel_id):
+            return
         try:
             view = await self._story_in(payload.channel_id)
         except StoryUnavailable as exc:
