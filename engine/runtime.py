@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from engine.database import database_limits
 from engine.export import ExportService
 from engine.export.importer import import_story
 from engine.narrator.context_builder import StoryContextBuilder
@@ -76,7 +77,7 @@ class StoryRuntime:
     ) -> StoryRuntime:
         """Migrate the database, open the queue and, for memory://, start an in-process worker."""
         await migrate(settings.database_url)
-        db_engine = create_engine(settings.database_url)
+        db_engine = create_engine(settings.database_url, limits=database_limits(settings))
         factory = create_session_factory(db_engine)
         configs = GuildConfigService(factory)
         contexts = StoryContextBuilder(factory)

@@ -137,7 +137,8 @@ class StoryTable:
         try:
             position = await self._narrator.request(request)
         except NarratorBusy as busy:
-            # The coordinator has already handed the turn back to the players.
+            # The coordinator has handed the turn back to the players or, when the queue
+            # is unreachable (NarratorDelayed), keeps it pending and queues it later.
             return NarratorCall(request.session_id, request.job_id, None, refusal=str(busy))
         except Exception as exc:
             # The turn (or the call) is stored and the story waits for this job; the
