@@ -58,7 +58,7 @@ async def narrator_job_of(*, db: AsyncSession, session_id: int) -> str | None:
 
 
 async def pending_narrations(*, db: AsyncSession) -> Sequence[tuple[int, str, int | None]]:
-    """Return (session id, narrator job id, retried turn) of every story waiting for its narrator."""
+    """Return (session id, job id, retried turn) of every story waiting for its narrator."""
     query = (
         select(StorySession.id, StorySession.narrator_job_id, StorySession.narrator_retry_turn)
         .where(StorySession.narrator_job_id.is_not(None))
