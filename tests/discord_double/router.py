@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import time
@@ -14,6 +13,7 @@ from aiohttp import BodyPartReader, web
 from .message_model import MessageModel
 from .messages import attachment_descriptions
 from .models import RequestRecord, UploadedFile
+from .rate_limits import RateLimiter, bucket_rule
 from .rest import ApiError, Call, Handler
 from .spec import Operation
 
@@ -26,6 +26,8 @@ class RestRouter(MessageModel):
 
     # (method, spec template) -> handler; DiscordDouble builds it from every handler family.
     _handlers: dict[tuple[str, str], Handler]
+    # Discord's per-route buckets and global limit, with the headers that tell of them.
+    rate_limiter: RateLimiter
 
     async def _handle_rest(self, request: web.Request) -> web.StreamResponse:
         method = request.method
@@ -62,6 +64,11 @@ class RestRouter(MessageModel):
         limited = self._take_rate_limit(method, operation.template)
         if limited is not None:
             return self._finish(method, path, operation, query, body, limited)
+        verdict = self.rate_limiter.take(method, operation.template, params)
+        if verdict.refusal is not None:
+            refused = _json(429, verdict.refusal)
+            refused.headers.update(verdict.headers)
+            return self._finish(method, path, operation, query, body, refused)
         handler = self._handlers.get((method, operation.template))
         if handler is None:
             unimplemented = ApiError(
@@ -76,11 +83,13 @@ class RestRouter(MessageModel):
         try:
             status, data = await handler(call)
         except ApiError as exc:
-            return self._fail(method, path, operation, query, exc, body)
+            failed = self._fail(method, path, operation, query, exc, body)
+            failed.headers.update(verdict.headers)
+            return failed
         if self.validate_responses and data is not None:
             self._check_response(call, status, data)
         response = _json(status, data) if data is not None else web.Response(status=204)
-        _add_rate_limit_headers(response, operation.template)
+        response.headers.update(verdict.headers)
         return self._finish(method, path, operation, query, body, response)
 
     def _check_request(
@@ -218,7 +227,7 @@ class RestRouter(MessageModel):
                         "X-RateLimit-Remaining": "0",
                         "X-RateLimit-Reset": f"{time.time() + rule.retry_after:.3f}",
                         "X-RateLimit-Reset-After": f"{rule.retry_after:.3f}",
-                        "X-RateLimit-Bucket": _bucket(template),
+                        "X-RateLimit-Bucket": bucket_rule(method, template).hash,
                         "X-RateLimit-Scope": "global" if rule.is_global else "user",
                         # discord.py treats a 429 without Via as a Cloudflare ban.
                         "Via": "1.1 google",
@@ -282,19 +291,3 @@ def _invalid_form(problems: list[str]) -> web.Response:
         for index, problem in enumerate(problems)
     }
     return _json(400, {"message": "Invalid Form Body", "code": 50035, "errors": errors})
-
-
-def _bucket(template: str) -> str:
-    return hashlib.sha1(template.encode()).hexdigest()[:16]
-
-
-def _add_rate_limit_headers(response: web.StreamResponse, template: str) -> None:
-    response.headers.update(
-        {
-            "X-RateLimit-Limit": "5",
-            "X-RateLimit-Remaining": "4",
-            "X-RateLimit-Reset": f"{time.time() + 1:.3f}",
-            "X-RateLimit-Reset-After": "1.000",
-            "X-RateLimit-Bucket": _bucket(template),
-        }
-    )

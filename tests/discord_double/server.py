@@ -34,6 +34,7 @@ from .models import (
     StoredMessage,
     UploadedFile,
 )
+from .rate_limits import RateLimiter
 from .rest import ApiError, Call, Handler, Reply
 from .router import API_PREFIX, RestRouter
 from .spec import ApiSpec, load_spec, locate_spec
@@ -99,6 +100,7 @@ class DiscordDouble(UserActions, ApplicationRoutes, InteractionRoutes, ChannelRo
         self.gateway = GatewayHub(self, heartbeat_interval_ms=heartbeat_interval_ms)
         self._files: dict[int, UploadedFile] = {}
         self._rate_limits: list[RateLimitRule] = []
+        self.rate_limiter = RateLimiter()
         self._command_ids: dict[tuple[int | None, str, int], int] = {}
         self._changed = asyncio.Event()
         self._clients: list[tuple[discord.Client, asyncio.Task[None]]] = []
