@@ -30,6 +30,10 @@ class NotYourTurn(StoryError):
     """Someone other than the current player tried to write."""
 
 
+class AlreadyRecorded(InvalidState):
+    """The message was stored already (a message read twice is kept once)."""
+
+
 class TurnRejected(StoryError):
     """The turn's text breaks a rule (empty, too short, too long)."""
 

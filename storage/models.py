@@ -127,6 +127,8 @@ class ViolationAction(enum.StrEnum):
     RATE_LIMITED = "rate_limited"
     # The story was paused because its text could not be posted.
     PAUSED = "paused"
+    # The story was ended because its channel or thread was deleted.
+    ENDED = "ended"
 
 
 class GuildSettings(Base):

@@ -14,6 +14,8 @@ from storage.models import (
     GuildSettings,
     LoreEntry,
     ModerationEvent,
+    Participant,
+    ParticipantStatus,
     SessionStatus,
     SkipVote,
     StorySession,
@@ -253,3 +255,107 @@ async def recent_moderation_events(
         .limit(limit)
     )
     return (await db.execute(query)).scalars().all()
+
+
+# Departures and missed messages ---------------------------------------------------------------
+async def open_session_ids_in_guild(*, db: AsyncSession, guild_id: int) -> Sequence[int]:
+    """Return the ids of a server's unfinished sessions, oldest first."""
+    query = (
+        select(StorySession.id)
+        .where(StorySession.guild_id == guild_id, StorySession.status != SessionStatus.ENDED)
+        .order_by(StorySession.id)
+    )
+    return (await db.execute(query)).scalars().all()
+
+
+async def guilds_with_open_sessions(*, db: AsyncSession) -> Sequence[int]:
+    """Return the ids of the servers with unfinished sessions."""
+    query = (
+        select(StorySession.guild_id)
+        .where(StorySession.status != SessionStatus.ENDED)
+        .distinct()
+        .order_by(StorySession.guild_id)
+    )
+    return (await db.execute(query)).scalars().all()
+
+
+async def open_session_ids_seating(
+    *, db: AsyncSession, guild_id: int, user_id: int
+) -> Sequence[int]:
+    """Return the ids of a server's unfinished sessions in which a user has an active seat."""
+    query = (
+        select(StorySession.id)
+        .join(Participant, Participant.session_id == StorySession.id)
+        .where(
+            StorySession.guild_id == guild_id,
+            StorySession.status != SessionStatus.ENDED,
+            Participant.user_id == user_id,
+            Participant.status == ParticipantStatus.ACTIVE,
+        )
+        .order_by(StorySession.id)
+    )
+    return (await db.execute(query)).scalars().all()
+
+
+async def open_session_ids_played_in(*, db: AsyncSession, channel_id: int) -> Sequence[int]:
+    """Return the ids of unfinished sessions in a channel or in one of its threads."""
+    query = (
+        select(StorySession.id)
+        .where(
+            or_(
+                StorySession.channel_id == channel_id,
+                StorySession.parent_channel_id == channel_id,
+            ),
+            StorySession.status != SessionStatus.ENDED,
+        )
+        .order_by(StorySession.id)
+    )
+    return (await db.execute(query)).scalars().all()
+
+
+async def active_sessions_with_last_message(
+    *, db: AsyncSession
+) -> Sequence[tuple[int, int, int, datetime, int | None]]:
+    """Return (id, guild, channel, last change, newest stored message id) of active sessions.
+
+    The newest stored message is the latest chat message kept as a turn or table talk.
+    """
+    last_turn_message = (
+        select(func.max(Turn.discord_message_id))
+        .where(Turn.session_id == StorySession.id)
+        .scalar_subquery()
+    )
+    last_talk_message = (
+        select(func.max(TableTalk.discord_message_id))
+        .where(TableTalk.session_id == StorySession.id)
+        .scalar_subquery()
+    )
+    query = (
+        select(
+            StorySession.id,
+            StorySession.guild_id,
+            StorySession.channel_id,
+            StorySession.updated_at,
+            last_turn_message,
+            last_talk_message,
+        )
+        .where(StorySession.status == SessionStatus.ACTIVE)
+        .order_by(StorySession.id)
+    )
+    rows = (await db.execute(query)).all()
+    return [
+        (row[0], row[1], row[2], row[3], max((i for i in row[4:6] if i is not None), default=None))
+        for row in rows
+    ]
+
+
+async def message_is_stored(*, db: AsyncSession, session_id: int, message_id: int) -> bool:
+    """Tell whether a chat message is kept as a turn or table talk of a session."""
+    as_turn = select(Turn.id).where(
+        Turn.session_id == session_id, Turn.discord_message_id == message_id
+    )
+    as_talk = select(TableTalk.id).where(
+        TableTalk.session_id == session_id, TableTalk.discord_message_id == message_id
+    )
+    found = await db.execute(as_turn.union_all(as_talk).limit(1))
+    return found.first() is not None

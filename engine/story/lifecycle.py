@@ -20,10 +20,13 @@ from engine.safety import TextKind
 from engine.story.rotation import active_seats, next_after
 from engine.story.store import StoryStore, new_participant
 from engine.story.views import (
+    DepartureOutcome,
+    ParticipantView,
     SessionView,
 )
 from storage import repositories as repo
 from storage.models import (
+    ContentRating,
     ParticipantStatus,
     SessionStatus,
     StorySession,
@@ -38,6 +41,12 @@ MAX_AUTHORS_NOTE_CHARS = 500
 MAX_HOST_NOTICE_CHARS = 1000
 # The audit log's rule for a story paused because its text could not be posted.
 SUSPENDED_RULE = "cannot_post"
+# The audit log's rule, and its detail, for a story ended because its channel was deleted.
+CHANNEL_DELETED_RULE = "channel_deleted"
+CHANNEL_DELETED_DETAIL = (
+    "The story's channel or thread was deleted, so the story ended. "
+    "It can still be exported with /story export."
+)
 
 
 class StoryLifecycle:
@@ -59,34 +68,18 @@ class StoryLifecycle:
         age_restricted: bool = False,
     ) -> SessionView:
         """Open a story in a channel with the actor as host and first player."""
-        title, premise = title.strip(), premise.strip()
-        if not title:
-            raise TurnRejected("A story needs a title.")
-        if len(title) > MAX_TITLE_CHARS:
-            raise TurnRejected(f"The title is too long (the limit is {MAX_TITLE_CHARS}).")
-        if len(premise) > MAX_PREMISE_CHARS:
-            raise TurnRejected(f"The premise is too long (the limit is {MAX_PREMISE_CHARS}).")
-        genre = get_preset(genre).key  # refuses unknown genres, listing the valid ones
+        title, premise, genre = self._start_text(title, premise, genre)
 
         async def work(db: AsyncSession) -> SessionView:
             config = GuildConfig.from_row(await repo.get_guild_settings(db=db, guild_id=guild_id))
-            if (
-                config.starter_role_id is not None
-                and config.starter_role_id not in actor.role_ids
-                and not is_moderator(actor, config)
-            ):
-                raise PermissionDenied(
-                    "Only members with the story-starter role can start stories."
-                )
+            self._require_starter(config, actor)
             if await repo.get_open_session_in_channel(db=db, channel_id=channel_id):
                 raise InvalidState("A story is already running in this channel.")
             rating = await self._store.rating(
                 db, config, channel_id, parent_channel_id, age_restricted
             )
             where = Where(guild_id=guild_id, channel_id=channel_id, user_id=actor.user_id)
-            self._store.guard.check(config, rating, title, TextKind.TITLE, where)
-            if premise:
-                self._store.guard.check(config, rating, premise, TextKind.PREMISE, where)
+            self._check_start_text(config, rating, where, title, premise)
             story = StorySession(
                 guild_id=guild_id,
                 channel_id=channel_id,
@@ -110,6 +103,60 @@ class StoryLifecycle:
         except IntegrityError as exc:
             # The partial unique index on open sessions per channel decided the race.
             raise InvalidState("A story is already running in this channel.") from exc
+
+    async def check_start(
+        self,
+        *,
+        guild_id: int,
+        channel_id: int,
+        actor: Actor,
+        title: str,
+        genre: str,
+        premise: str = "",
+        age_restricted: bool = False,
+    ) -> None:
+        """Refuse a story that `start` would refuse in a new thread of CHANNEL_ID.
+
+        Called before the thread exists, so that a refused title or premise never names a
+        thread (a thread follows its parent channel's rating). A refusal is audited.
+        """
+        title, premise, genre = self._start_text(title, premise, genre)
+
+        async def work(db: AsyncSession) -> None:
+            config = GuildConfig.from_row(await repo.get_guild_settings(db=db, guild_id=guild_id))
+            self._require_starter(config, actor)
+            rating = await self._store.rating(db, config, channel_id, None, age_restricted)
+            where = Where(guild_id=guild_id, channel_id=channel_id, user_id=actor.user_id)
+            self._check_start_text(config, rating, where, title, premise)
+
+        await self._store.transaction(work)
+
+    @staticmethod
+    def _start_text(title: str, premise: str, genre: str) -> tuple[str, str, str]:
+        title, premise = title.strip(), premise.strip()
+        if not title:
+            raise TurnRejected("A story needs a title.")
+        if len(title) > MAX_TITLE_CHARS:
+            raise TurnRejected(f"The title is too long (the limit is {MAX_TITLE_CHARS}).")
+        if len(premise) > MAX_PREMISE_CHARS:
+            raise TurnRejected(f"The premise is too long (the limit is {MAX_PREMISE_CHARS}).")
+        return title, premise, get_preset(genre).key  # refuses unknown genres, listing them
+
+    @staticmethod
+    def _require_starter(config: GuildConfig, actor: Actor) -> None:
+        if (
+            config.starter_role_id is not None
+            and config.starter_role_id not in actor.role_ids
+            and not is_moderator(actor, config)
+        ):
+            raise PermissionDenied("Only members with the story-starter role can start stories.")
+
+    def _check_start_text(
+        self, config: GuildConfig, rating: ContentRating, where: Where, title: str, premise: str
+    ) -> None:
+        self._store.guard.check(config, rating, title, TextKind.TITLE, where)
+        if premise:
+            self._store.guard.check(config, rating, premise, TextKind.PREMISE, where)
 
     async def join(self, channel_id: int, actor: Actor) -> SessionView:
         """Add the actor to the rotation (at its end), or bring them back from away."""
@@ -251,6 +298,102 @@ class StoryLifecycle:
             await self._store.guard.record(where, SUSPENDED_RULE, ViolationAction.PAUSED, reason)
         return view
 
+    async def suspend_guild(self, guild_id: int, reason: str) -> list[SessionView]:
+        """Pause every unfinished story of a server the bot can no longer reach (see suspend)."""
+        async with self._store.sessions() as db:
+            session_ids = await repo.open_session_ids_in_guild(db=db, guild_id=guild_id)
+        paused = []
+        for session_id in session_ids:
+            view = await self.suspend(session_id, reason)
+            if view is not None:
+                paused.append(view)
+        return paused
+
+    async def depart(self, guild_id: int, user_id: int) -> list[DepartureOutcome]:
+        """Mark a member who left the server away in each of its stories there.
+
+        Their turn, if it was theirs, passes on at once instead of running out. They keep
+        their place: once back on the server, `join` returns them to it. A host who left
+        hands hosting to the earliest remaining player; nobody left pauses the story.
+        """
+        async with self._store.sessions() as db:
+            session_ids = await repo.open_session_ids_seating(
+                db=db, guild_id=guild_id, user_id=user_id
+            )
+        outcomes = []
+        for session_id in session_ids:
+
+            async def work(
+                db: AsyncSession, session_id: int = session_id
+            ) -> DepartureOutcome | None:
+                loaded = await self._store.load(db, session_id=session_id)
+                story = loaded.story
+                seat = loaded.participant_of(user_id)
+                # Re-checked under the lock: they may have left the story meanwhile.
+                if (
+                    story.status == SessionStatus.ENDED
+                    or seat is None
+                    or seat.status != ParticipantStatus.ACTIVE
+                ):
+                    return None
+                had_turn = (
+                    story.status == SessionStatus.ACTIVE and story.current_participant_id == seat.id
+                )
+                seat.status = ParticipantStatus.AWAY
+                if story.host_id == user_id:
+                    heir = next(iter(active_seats(story.participants)), None)
+                    if heir is not None:
+                        story.host_id = heir.user_id
+                if had_turn:
+                    self._store.advance_from(loaded, seat)
+                    await repo.clear_skip_votes(db=db, session_id=story.id)
+                elif story.status == SessionStatus.ACTIVE and not active_seats(story.participants):
+                    self._store.set_current(loaded, None)
+                return DepartureOutcome(
+                    session=await self._store.refresh(db, story),
+                    departed=ParticipantView.of(seat),
+                    had_turn=had_turn,
+                )
+
+            outcome = await self._store.transaction(work)
+            if outcome is not None:
+                log.info(
+                    "session %s: %s left the server (had the turn: %s)",
+                    session_id,
+                    user_id,
+                    outcome.had_turn,
+                )
+                outcomes.append(outcome)
+        return outcomes
+
+    async def close_deleted_channel(self, channel_id: int) -> list[SessionView]:
+        """End the stories of a deleted channel or thread (and of a deleted channel's threads).
+
+        Each stays readable and exportable; the server's audit log says why it ended.
+        """
+        async with self._store.sessions() as db:
+            session_ids = await repo.open_session_ids_played_in(db=db, channel_id=channel_id)
+        ended = []
+        for session_id in session_ids:
+
+            async def work(db: AsyncSession, session_id: int = session_id) -> SessionView | None:
+                loaded = await self._store.load(db, session_id=session_id)
+                if loaded.story.status == SessionStatus.ENDED:
+                    return None
+                self._finish(loaded.story)
+                return await self._store.refresh(db, loaded.story)
+
+            view = await self._store.transaction(work)
+            if view is None:
+                continue
+            log.warning("session %s ended: its channel %s was deleted", view.id, channel_id)
+            where = Where(guild_id=view.guild_id, channel_id=view.channel_id, session_id=view.id)
+            await self._store.guard.record(
+                where, CHANNEL_DELETED_RULE, ViolationAction.ENDED, CHANNEL_DELETED_DETAIL
+            )
+            ended.append(view)
+        return ended
+
     async def take_host_notice(self, channel_id: int, actor: Actor) -> str | None:
         """Return, once, why the actor's story in this channel was paused for them.
 
@@ -280,16 +423,18 @@ class StoryLifecycle:
         async def work(db: AsyncSession) -> SessionView:
             loaded = await self._store.load(db, channel_id=channel_id)
             self._store.require_host(loaded, actor, "end the story")
-            story = loaded.story
-            story.status = SessionStatus.ENDED
-            story.ended_at = self._store.clock()
-            story.turn_deadline = None
-            story.narrator_job_id = None
-            story.narrator_retry_turn = None
-            story.current_participant_id = None
-            return await self._store.refresh(db, story)
+            self._finish(loaded.story)
+            return await self._store.refresh(db, loaded.story)
 
         return await self._store.transaction(work)
+
+    def _finish(self, story: StorySession) -> None:
+        story.status = SessionStatus.ENDED
+        story.ended_at = self._store.clock()
+        story.turn_deadline = None
+        story.narrator_job_id = None
+        story.narrator_retry_turn = None
+        story.current_participant_id = None
 
     async def set_authors_note(self, channel_id: int, actor: Actor, note: str) -> SessionView:
         """Set the author's note the narrator sees near the end of its prompt."""

@@ -11,6 +11,7 @@ from engine.errors import (
 from engine.rules.guild_config import GuildConfig
 from engine.story.store import StoryStore
 from engine.story.views import (
+    CatchUpPoint,
     LoreView,
     NarrationRequest,
     Recap,
@@ -125,6 +126,26 @@ class StoryQueries:
         async with self._store.sessions() as db:
             rows = await repo.pending_narrations(db=db)
         return [NarrationRequest(session_id, job_id, retry) for session_id, job_id, retry in rows]
+
+    async def guilds_with_open_stories(self) -> list[int]:
+        """Return the servers that have unfinished stories."""
+        async with self._store.sessions() as db:
+            return list(await repo.guilds_with_open_sessions(db=db))
+
+    async def catch_up_points(self) -> list[CatchUpPoint]:
+        """Return, for every active story, where to read its channel for missed messages."""
+        async with self._store.sessions() as db:
+            rows = await repo.active_sessions_with_last_message(db=db)
+        return [
+            CatchUpPoint(
+                session_id=session_id,
+                guild_id=guild_id,
+                channel_id=channel_id,
+                after_message_id=last_message,
+                changed_at=changed_at,
+            )
+            for session_id, guild_id, channel_id, changed_at, last_message in rows
+        ]
 
     async def content_rules(self, session_id: int) -> StoryRules:
         """Return a story with its server's configuration and the rating in force there."""

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from engine.actors import Actor
 from engine.errors import (
+    AlreadyRecorded,
     InvalidState,
     NotYourTurn,
     PermissionDenied,
@@ -89,6 +90,11 @@ class StoryTurns:
 
         async def work(db: AsyncSession) -> TurnOutcome:
             loaded = await self._store.load(db, channel_id=channel_id)
+            if message_id is not None and await repo.message_is_stored(
+                db=db, session_id=loaded.story.id, message_id=message_id
+            ):
+                # Read twice (live and from the channel's history): kept once.
+                raise AlreadyRecorded("This message is already part of the story.")
             writer = self._require_current_player(loaded, actor)
             clean = self._check_text(text, loaded.config)
             if self._store.throttles is not None:
@@ -299,6 +305,10 @@ class StoryTurns:
             player = loaded.participant_of(actor.user_id)
             if player is None:
                 return None
+            if message_id is not None and await repo.message_is_stored(
+                db=db, session_id=loaded.story.id, message_id=message_id
+            ):
+                return None  # read twice (live and from the channel's history): kept once
             self._store.check_content(loaded, actor, text, TextKind.TABLE_TALK)
             story = loaded.story
             row = TableTalk(

@@ -235,6 +235,31 @@ class TimeoutOutcome:
 
 
 @dataclass(frozen=True)
+class DepartureOutcome:
+    """A player left the server: away in this story, and skipped if it was their turn."""
+
+    session: SessionView
+    departed: ParticipantView
+    had_turn: bool
+
+
+@dataclass(frozen=True)
+class CatchUpPoint:
+    """Where to read a story's channel from after the bot missed messages.
+
+    Messages older than the story's last stored message (AFTER_MESSAGE_ID), or than its
+    last change (CHANGED_AT: whatever was written before was seen, or is stale now), are
+    not read again.
+    """
+
+    session_id: int
+    guild_id: int
+    channel_id: int
+    after_message_id: int | None
+    changed_at: datetime
+
+
+@dataclass(frozen=True)
 class UndoOutcome:
     """A turn was taken back and the rotation restored."""
 
