@@ -45,7 +45,11 @@ class ApplicationRoutes(DoubleState):
             "v": 10,
             "user": user,
             "user_settings": {},
-            "guilds": [{"id": str(self.world.guild_id), "unavailable": True}],
+            "guilds": (
+                [{"id": str(self.world.guild_id), "unavailable": True}]
+                if self.world.bot_joined
+                else []
+            ),
             "guild_join_requests": [],
             "relationships": [],
             "private_channels": [],

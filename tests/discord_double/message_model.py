@@ -64,6 +64,8 @@ class MessageModel(Bookkeeping):
         """Tell whether Discord lets the bot see a channel (and hear its events)."""
         if channel.guild_id is None:
             return True
+        if not self.world.bot_joined:
+            return False
         return bool(self.world.channel_permissions(self.bot_user, channel) & VIEW_CHANNEL)
 
     def _require_bot_permissions(
@@ -76,6 +78,14 @@ class MessageModel(Bookkeeping):
         """
         if channel.guild_id is None:
             return
+        if not self.world.bot_joined:
+            raise ApiError(
+                403,
+                50001,
+                "Missing Access",
+                violation=f"{doing} in channel {channel.id} after the bot was removed from "
+                "the server (403 Missing Access)",
+            )
         has = self.world.channel_permissions(self.bot_user, channel)
         if not has & VIEW_CHANNEL:
             raise ApiError(

@@ -21,6 +21,7 @@ import yarl
 from aiohttp import web
 
 from .gateway import GatewayHub
+from .guild_changes import GuildChanges
 from .handlers_application import APPLICATION_FLAGS, ApplicationRoutes
 from .handlers_channels import ChannelRoutes
 from .handlers_interactions import InteractionRoutes
@@ -61,7 +62,9 @@ MIB = 1024 * 1024
 DEFAULT_UPLOAD_LIMIT = 10 * MIB
 
 
-class DiscordDouble(UserActions, ApplicationRoutes, InteractionRoutes, ChannelRoutes, RestRouter):
+class DiscordDouble(
+    GuildChanges, UserActions, ApplicationRoutes, InteractionRoutes, ChannelRoutes, RestRouter
+):
     """A Discord API double on 127.0.0.1 for the real discord.py client."""
 
     def __init__(

@@ -145,3 +145,10 @@ class DoubleState:
     def _guild(self, raw: str) -> None:
         if int(raw) != self.world.guild_id:
             raise ApiError(404, 10004, "Unknown Guild")
+        if not self.world.bot_joined:
+            raise ApiError(
+                403,
+                50001,
+                "Missing Access",
+                violation=f"read guild {raw} after the bot was removed from it",
+            )

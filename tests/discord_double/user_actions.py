@@ -225,6 +225,8 @@ class UserActions(MessageModel):
     ) -> InteractionRecord:
         if channel.guild_id is None:
             raise InvocationError("the double only sends interactions from guild channels")
+        if not self.world.bot_joined:
+            raise InvocationError("the bot was removed from the server; it gets no interactions")
         interaction_id = self.ids.next()
         token = f"aW50ZXJhY3Rpb24{secrets.token_urlsafe(48)}"
         payload: dict[str, Any] = {
