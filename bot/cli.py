@@ -178,6 +178,7 @@ def cmd_bot(args: argparse.Namespace) -> int:
         message_content=settings.discord_message_content,
         edit_interval_seconds=settings.discord_edit_interval_seconds,
         command_guild_id=settings.discord_command_guild_id,
+        shards=None if settings.discord_shards == "auto" else settings.discord_shards,
     )
     try:
         asyncio.run(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -116,6 +116,11 @@ class Settings(BaseSettings):
     )
     discord_command_guild_id: int | None = Field(
         None, description="Register slash commands on this server only (instant; for development)"
+    )
+    discord_shards: Literal["auto"] | Annotated[int, Field(ge=1, le=10_000)] = Field(
+        "auto",
+        description="Gateway connections (shards) in the bot process: auto (one, or as many "
+        "as Discord recommends once it recommends more) or a number",
     )
 
     @field_validator("database_url")

@@ -46,6 +46,12 @@ class BotStartError(RuntimeError):
     """The bot could not connect; the message says what to change."""
 
 
+TOKEN_REFUSED = (
+    "Discord refused the token: copy it again from the Developer Portal "
+    "(Bot > Reset Token) into TALEWEAVER_DISCORD_TOKEN."
+)
+
+
 @dataclass(frozen=True)
 class BotOptions:
     """How the bot behaves on Discord (the story rules themselves live in the engine)."""
@@ -61,6 +67,8 @@ class BotOptions:
     command_guild_id: int | None = None
     # How long a refusal answering a plain message stays before it deletes itself.
     refusal_seconds: float = 15.0
+    # Gateway connections (shards) in this process; None: as many as Discord recommends.
+    shards: int | None = None
 
 
 def build_intents(*, message_content: bool) -> discord.Intents:
@@ -318,6 +326,41 @@ class TaleweaverBot(commands.Bot):
         return channel
 
 
+class ShardedTaleweaverBot(TaleweaverBot, commands.AutoShardedBot):
+    """The bot over several gateway connections (shards) in one process.
+
+    Discord asks a bot in many servers (it requires it from 2,500) to spread them over
+    shards; each server's events come through one of them. Everything else is the same bot.
+    """
+
+
+def make_bot(
+    settings: Settings, *, options: BotOptions, shards: int, **client_options: Any
+) -> TaleweaverBot:
+    """Return the bot for SHARDS gateway connections: plain for one, auto-sharded for more."""
+    if shards > 1:
+        log.info("connecting to Discord over %d shards", shards)
+        return ShardedTaleweaverBot(
+            settings, options=options, shard_count=shards, **client_options
+        )
+    return TaleweaverBot(settings, options=options, **client_options)
+
+
+async def recommended_shards(token: str) -> int:
+    """Ask Discord how many shards it recommends for this bot (GET /gateway/bot)."""
+    http = discord.http.HTTPClient(asyncio.get_running_loop())
+    try:
+        await http.static_login(token)
+        shards, _url, _limits = await http.get_bot_gateway()
+    except discord.GatewayNotFound as exc:
+        # Connecting will meet the same trouble and say so; one shard is the plain client.
+        log.warning("Discord did not say how many shards to use (%s); using one", exc)
+        return 1
+    finally:
+        await http.close()
+    return max(1, int(shards))
+
+
 class GracefulShutdown:
     """Make the first SIGTERM or SIGINT close the bot the way ``close()`` does.
 
@@ -360,7 +403,12 @@ class GracefulShutdown:
 
 async def run_bot(settings: Settings, *, token: str, options: BotOptions | None = None) -> None:
     """Connect to Discord with TOKEN and play stories until SIGTERM or SIGINT."""
-    bot = TaleweaverBot(settings, options=options)
+    options = options or BotOptions()
+    try:
+        shards = options.shards or await recommended_shards(token)
+    except discord.LoginFailure as exc:
+        raise BotStartError(TOKEN_REFUSED) from exc
+    bot = make_bot(settings, options=options, shards=shards)
     try:
         async with bot:
             shutdown = GracefulShutdown(bot)
@@ -370,10 +418,7 @@ async def run_bot(settings: Settings, *, token: str, options: BotOptions | None 
             finally:
                 shutdown.uninstall()
     except discord.LoginFailure as exc:
-        raise BotStartError(
-            "Discord refused the token: copy it again from the Developer Portal "
-            "(Bot > Reset Token) into TALEWEAVER_DISCORD_TOKEN."
-        ) from exc
+        raise BotStartError(TOKEN_REFUSED) from exc
     except discord.PrivilegedIntentsRequired as exc:
         raise BotStartError(
             "The Message Content intent is not enabled for this bot: enable it in the "

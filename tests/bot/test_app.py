@@ -5,8 +5,16 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from discord.ext import commands
+from pydantic import ValidationError
 
-from bot.discord.app import BotOptions, TaleweaverBot, build_intents
+from bot.discord.app import (
+    BotOptions,
+    ShardedTaleweaverBot,
+    TaleweaverBot,
+    build_intents,
+    make_bot,
+)
 from bot.discord.components import DYNAMIC_ITEMS
 from engine.settings import Settings
 from engine.story.lore import (
@@ -245,3 +253,28 @@ async def test_members_over_the_command_limit_are_refused_and_audited(
     autocomplete = fake.Interaction(client, fake.Author(5, "Eve"))
     autocomplete.type = discord.InteractionType.autocomplete
     assert await tree.interaction_check(autocomplete), "suggestions are never limited"
+
+
+@pytest.mark.parametrize(("shards", "sharded"), [(1, False), (2, True), (16, True)])
+def test_one_shard_is_the_plain_bot_and_more_are_auto_sharded(shards: int, sharded: bool) -> None:
+    bot = make_bot(Settings(), options=BotOptions(), shards=shards)
+    assert isinstance(bot, ShardedTaleweaverBot) is sharded
+    assert isinstance(bot, commands.AutoShardedBot) is sharded
+    assert bot.shard_count == (shards if sharded else None)
+
+
+@pytest.mark.parametrize(("value", "expected"), [("auto", "auto"), ("4", 4)])
+def test_the_shards_setting_is_auto_or_a_number(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: object
+) -> None:
+    monkeypatch.setenv("TALEWEAVER_DISCORD_SHARDS", value)
+    assert Settings().discord_shards == expected
+
+
+@pytest.mark.parametrize("value", ["0", "many"])
+def test_a_shards_setting_that_is_neither_auto_nor_a_positive_number_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("TALEWEAVER_DISCORD_SHARDS", value)
+    with pytest.raises(ValidationError):
+        Settings()

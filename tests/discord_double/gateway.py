@@ -42,10 +42,25 @@ class GatewaySession:
     backlog: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
     ws: web.WebSocketResponse | None = None
     send_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # [shard id, shard count] from IDENTIFY; None for an unsharded client.
+    shard: tuple[int, int] | None = None
 
     def has(self, intent: int) -> bool:
         """Tell whether the session asked for an intent."""
         return bool(self.intents & intent)
+
+    def serves(self, guild_id: int | None) -> bool:
+        """Tell whether a server's events come to this session, as Discord assigns them.
+
+        A server belongs to shard (server id >> 22) % shard count; direct messages to
+        shard 0.
+        """
+        if self.shard is None:
+            return True
+        shard_id, count = self.shard
+        if guild_id is None:
+            return shard_id == 0
+        return (guild_id >> 22) % count == shard_id
 
 
 @dataclass(frozen=True)
@@ -143,9 +158,22 @@ class GatewayHub:
         ready = self._double.ready_payload(session.id)
         if isinstance(data.get("shard"), list):
             ready["shard"] = data["shard"]  # sharded clients read their shard back from READY
+            session.shard = (int(data["shard"][0]), int(data["shard"][1]))
+        others = [w for w in self._double.world.guilds.values() if w is not self._double.world]
+        ready["guilds"] = [
+            *(g for g in ready["guilds"] if session.serves(int(g["id"]))),
+            *(
+                {"id": str(w.guild_id), "unavailable": True}
+                for w in others
+                if session.serves(w.guild_id)
+            ),
+        ]
         await self._send_event(session, "READY", ready)
         if self._double.world.bot_joined:
             await self._send_guild_create(session)
+        for world in others:
+            payload = world.guild_create_payload(all_members=session.has(GUILD_MEMBERS))
+            await self._send_event(session, "GUILD_CREATE", payload)
         self._double.notify()
         return session
 
@@ -212,6 +240,10 @@ class GatewayHub:
             await self._send_event(session, dispatch.event, data)
 
     async def _send_event(self, session: GatewaySession, event: str, data: dict[str, Any]) -> None:
+        guild_id = _guild_of(event, data)
+        direct = guild_id is None and "channel_id" in data  # a direct message's event
+        if (guild_id is not None or direct) and not session.serves(guild_id):
+            return  # another shard's
         async with session.send_lock:
             session.seq += 1
             session.backlog.append((session.seq, event, data))
@@ -247,6 +279,14 @@ class GatewayHub:
         for ws in list(self._sockets):
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"Server shutdown")
         self.sessions.clear()
+
+
+def _guild_of(event: str, data: dict[str, Any]) -> int | None:
+    """Return the server an event is about, if any (GUILD_* events name it as their id)."""
+    raw = data.get("guild_id")
+    if raw is None and event in ("GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE"):
+        raw = data.get("id")
+    return int(raw) if raw is not None else None
 
 
 def _identify_problems(data: Any, token: str) -> list[str]:

@@ -135,7 +135,7 @@ class ApplicationRoutes(DoubleState):
     async def _get_gateway_bot(self, call: Call) -> Reply:
         return 200, {
             "url": self.gateway_url,
-            "shards": 1,
+            "shards": self.recommended_shards,
             "session_start_limit": {
                 "total": 1000,
                 "remaining": 999,

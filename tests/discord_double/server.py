@@ -87,6 +87,8 @@ class DiscordDouble(
         self.upload_limit = upload_limit
         self.interaction_ack_timeout = interaction_ack_timeout
         self.interaction_token_lifetime = interaction_token_lifetime
+        # What GET /gateway/bot recommends; the gateway serves shards as Discord does.
+        self.recommended_shards = 1
         self.message_content_limit = message_content_limit
         self.validate_responses = validate_responses
         self.ids = Snowflakes()

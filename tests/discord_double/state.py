@@ -31,6 +31,7 @@ class DoubleState:
     upload_limit: int
     interaction_ack_timeout: float
     interaction_token_lifetime: float
+    recommended_shards: int
     message_content_limit: int
     validate_responses: bool
     ids: Snowflakes
@@ -143,7 +144,7 @@ class DoubleState:
         return message
 
     def _guild(self, raw: str) -> None:
-        if int(raw) != self.world.guild_id:
+        if int(raw) not in self.world.guilds:
             raise ApiError(404, 10004, "Unknown Guild")
         if not self.world.bot_joined:
             raise ApiError(

@@ -234,8 +234,8 @@ class UserActions(MessageModel):
             "application_id": str(self.world.application_id),
             "type": kind,
             "data": data,
-            "guild_id": str(self.world.guild_id),
-            "guild": {"id": str(self.world.guild_id), "locale": "en-US", "features": []},
+            "guild_id": str(channel.guild_id),
+            "guild": {"id": str(channel.guild_id), "locale": "en-US", "features": []},
             "channel_id": str(channel.id),
             "channel": self.world.interaction_channel_payload(channel, user),
             "member": {
@@ -249,12 +249,12 @@ class UserActions(MessageModel):
             "guild_locale": "en-US",
             "entitlements": [],
             "entitlement_sku_ids": [],
-            "authorizing_integration_owners": {"0": str(self.world.guild_id)},
+            "authorizing_integration_owners": {"0": str(channel.guild_id)},
             "context": 0,
             "attachment_size_limit": self.upload_limit,
         }
         if message is not None:
-            payload["message"] = {**message.payload, "guild_id": str(self.world.guild_id)}
+            payload["message"] = {**message.payload, "guild_id": str(channel.guild_id)}
         record = InteractionRecord(
             id=interaction_id,
             token=token,

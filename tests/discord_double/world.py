@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,6 +139,8 @@ class GuildWorld:
     roles: dict[str, Role] = field(default_factory=dict)
     channels: dict[str, DoubleChannel] = field(default_factory=dict)
     channels_by_id: dict[int, DoubleChannel] = field(default_factory=dict)
+    # Every server the bot is in, this one first, by id; add more with add_guild.
+    guilds: dict[int, GuildWorld] = field(default_factory=dict)
     # Members who left (or were kicked); Discord answers 10007 Unknown Member for them.
     former_members: list[DoubleUser] = field(default_factory=list)
     # False once the bot is removed from the server: it then sees and reaches nothing there.
@@ -191,6 +194,46 @@ class GuildWorld:
                 ),
                 key=name,
             )
+        self.guilds[self.guild_id] = self
+
+    def add_guild(self, name: str, *, guild_id: int | None = None) -> GuildWorld:
+        """Add another server the bot is in: the same members, its own roles and channels.
+
+        Channels of every server are found by id through any of them. The bot and the
+        moderator hold this server's roles of theirs too; a role id of another server
+        counts for nothing here, as on Discord.
+        """
+        other = copy.copy(self)
+        other.guild_id = guild_id if guild_id is not None else self.ids.next()
+        other.guild_name = name
+        other.roles = {
+            "everyone": Role(other.guild_id, "@everyone", EVERYONE_PERMISSIONS, 0),
+            "moderator": Role(self.ids.next(), "Moderator", MODERATOR_PERMISSIONS, 2),
+            "bot": Role(
+                self.ids.next(),
+                "Taleweaver",
+                BOT_PERMISSIONS,
+                1,
+                managed=True,
+                bot_id=self.application_id,
+            ),
+        }
+        self.bot.role_ids.append(other.roles["bot"].id)
+        self.users["moderator"].role_ids.append(other.roles["moderator"].id)
+        other.channels = {}
+        self.guilds[other.guild_id] = other
+        for position, channel_name in enumerate(("general", "story")):
+            other.add_channel(
+                DoubleChannel(self.ids.next(), channel_name, 0, other.guild_id, position=position),
+                key=channel_name,
+            )
+        return other
+
+    def guild_of(self, channel: DoubleChannel) -> GuildWorld:
+        """Return the server a channel belongs to (this one for DM channels)."""
+        if channel.guild_id is None:
+            return self
+        return self.guilds.get(channel.guild_id, self)
 
     @property
     def id(self) -> int:
@@ -259,6 +302,9 @@ class GuildWorld:
         member's own overwrite, each denying before allowing. A thread has the
         permissions of its parent channel.
         """
+        home = self.guild_of(channel)
+        if home is not self:
+            return home.channel_permissions(user, channel)
         base = self.permissions(user)
         if base & ADMINISTRATOR or user.id == self.owner.id:
             return ALL_PERMISSIONS
@@ -402,8 +448,9 @@ class GuildWorld:
     def guild_create_payload(self, *, all_members: bool) -> dict[str, Any]:
         """Return the GUILD_CREATE event data: the guild with members, channels, threads."""
         data = self.guild_payload()
-        channels = [c for c in self.channels_by_id.values() if c.guild_id and not c.is_thread]
-        threads = [c for c in self.channels_by_id.values() if c.is_thread and not c.archived]
+        own = [c for c in self.channels_by_id.values() if c.guild_id == self.guild_id]
+        channels = [c for c in own if not c.is_thread]
+        threads = [c for c in own if c.is_thread and not c.archived]
         data.update(
             joined_at=self.bot.joined_at,
             large=False,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 import torch
 
-from bot.discord.app import BotOptions, RuntimeFactory, TaleweaverBot
+from bot.discord.app import BotOptions, RuntimeFactory, TaleweaverBot, make_bot
 from engine.actors import Actor
 from engine.queue.jobs import GenerationJob
 from engine.settings import Settings
@@ -148,15 +148,21 @@ class StoryTable:
         *,
         options: BotOptions | None = None,
         runtime_factory: RuntimeFactory | None = None,
+        shards: int = 1,
     ) -> AsyncIterator[TaleweaverBot]:
-        """Run a fresh TaleweaverBot until the block ends, then close it as a shutdown would."""
+        """Run a fresh TaleweaverBot until the block ends, then close it as a shutdown would.
+
+        With SHARDS above one it is the auto-sharded bot; discord.py identifies each shard
+        after the first 5 s apart, as Discord asks.
+        """
 
         async def processor() -> Callable[..., object]:
             return self.narrator()
 
-        bot = TaleweaverBot(
+        bot = make_bot(
             self.settings(),
             options=options or self.options(),
+            shards=shards,
             runtime_factory=runtime_factory,
             processor_factory=processor,
             clock=self.clock,
@@ -164,7 +170,7 @@ class StoryTable:
             guild_ready_timeout=0.05,
             chunk_guilds_at_startup=False,
         )
-        async with self.double.run_client(bot):
+        async with self.double.run_client(bot, timeout=5.0 + 6.0 * (shards - 1)):
             self.bot = bot
             try:
                 yield bot
