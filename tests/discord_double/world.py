@@ -139,12 +139,12 @@ class GuildWorld:
     roles: dict[str, Role] = field(default_factory=dict)
     channels: dict[str, DoubleChannel] = field(default_factory=dict)
     channels_by_id: dict[int, DoubleChannel] = field(default_factory=dict)
-    # Every server the bot is in, this one first, by id; add more with add_guild.
-    guilds: dict[int, GuildWorld] = field(default_factory=dict)
     # Members who left (or were kicked); Discord answers 10007 Unknown Member for them.
     former_members: list[DoubleUser] = field(default_factory=list)
     # False once the bot is removed from the server: it then sees and reaches nothing there.
     bot_joined: bool = True
+    # Every server the bot is in, this one first, by id; add more with add_guild.
+    guilds: dict[int, GuildWorld] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.application_id = self.ids.next()
