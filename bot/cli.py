@@ -176,6 +176,7 @@ def cmd_bot(args: argparse.Namespace) -> int:
         return _fail("set TALEWEAVER_DISCORD_TOKEN to your bot's token (Developer Portal > Bot)")
     options = BotOptions(
         message_content=settings.discord_message_content,
+        members_intent=settings.discord_members_intent,
         edit_interval_seconds=settings.discord_edit_interval_seconds,
         command_guild_id=settings.discord_command_guild_id,
         shards=None if settings.discord_shards == "auto" else settings.discord_shards,

@@ -111,6 +111,11 @@ class Settings(BaseSettings):
         description="Read turns from plain messages (needs the Message Content intent); "
         "false: /story write only",
     )
+    discord_members_intent: bool = Field(
+        False,
+        description="Hear at once when a member leaves the server (needs the Server Members "
+        "intent); false: found when their turn comes",
+    )
     discord_edit_interval_seconds: float = Field(
         1.5, ge=0.5, le=30, description="Least time between edits of a streaming narrator message"
     )

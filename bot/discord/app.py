@@ -9,7 +9,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import discord
 from discord import app_commands
@@ -17,10 +17,16 @@ from discord.ext import commands
 
 from bot.discord.actors import actor_from_user
 from bot.discord.components import DYNAMIC_ITEMS, narrator_view
+from bot.discord.departures import Departures
 from bot.discord.formatting import NO_MENTIONS
 from bot.discord.http_metrics import discord_http_trace
-from bot.discord.narrator_messages import DEFAULT_EDIT_INTERVAL, DiscordNarrationListener
+from bot.discord.narrator_messages import (
+    DEFAULT_EDIT_INTERVAL,
+    UNKNOWN_CHANNEL,
+    DiscordNarrationListener,
+)
 from bot.discord.replies import SOMETHING_WENT_WRONG, send_error
+from bot.discord.threads import reopen_thread
 from bot.discord.throttle import MonotonicClock
 from engine.errors import StoryError
 from engine.export import ExportService
@@ -33,10 +39,16 @@ from engine.story.deadlines import TimeoutListener
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 RuntimeFactory = Callable[[NarrationListener, TimeoutListener], Awaitable[StoryRuntime]]
 
 # The turns cog reads plain messages, which needs the privileged message content intent.
-ALWAYS_LOADED_COGS = ("bot.discord.cogs.story", "bot.discord.cogs.storyconfig")
+ALWAYS_LOADED_COGS = (
+    "bot.discord.cogs.story",
+    "bot.discord.cogs.storyconfig",
+    "bot.discord.cogs.departures",
+)
 MESSAGE_COGS = ("bot.discord.cogs.turns",)
 # On shutdown, give passages being finished this long to reach Discord.
 CLOSE_DRAIN_SECONDS = 5.0
@@ -59,6 +71,10 @@ class BotOptions:
     # Read turns from plain messages. Needs the privileged Message Content intent enabled in
     # the Developer Portal; without it players write with `/story write`.
     message_content: bool = True
+    # Hear at once when a member leaves the server (GUILD_MEMBER_REMOVE). Needs the
+    # privileged Server Members intent; without it a player who left is found when the bot
+    # is about to ping them (Discord answers "unknown member").
+    members_intent: bool = False
     # Least time between two edits of one streaming narrator message.
     edit_interval_seconds: float = DEFAULT_EDIT_INTERVAL
     # Register the slash commands with Discord at start-up.
@@ -71,12 +87,13 @@ class BotOptions:
     shards: int | None = None
 
 
-def build_intents(*, message_content: bool) -> discord.Intents:
-    """Return the minimal intents: servers, their messages, and optionally message content."""
+def build_intents(*, message_content: bool, members: bool = False) -> discord.Intents:
+    """Return the minimal intents: servers, their messages; message content, members if asked."""
     intents = discord.Intents.none()
     intents.guilds = True
     intents.guild_messages = True
     intents.message_content = message_content
+    intents.members = members
     return intents
 
 
@@ -190,14 +207,22 @@ class TaleweaverBot(commands.Bot):
         self._runtime: StoryRuntime | None = None
         self._exports: ExportService | None = None
         self._closing: asyncio.Future[None] | None = None
+        # Event handlers doing story work that closing waits for (see finish_before_close).
+        self._handlers_at_work: set[asyncio.Task[Any]] = set()
         client_options.setdefault("http_trace", discord_http_trace())
         super().__init__(
             command_prefix=commands.when_mentioned,
             help_command=None,
             tree_cls=StoryCommandTree,
-            intents=build_intents(message_content=self.options.message_content),
+            intents=build_intents(
+                message_content=self.options.message_content,
+                members=self.options.members_intent,
+            ),
             allowed_mentions=discord.AllowedMentions.none(),
             **client_options,
+        )
+        self.departures = Departures(
+            self, self.resolve_channel, via_messages=self.options.message_content
         )
         self.narration = DiscordNarrationListener(
             self.resolve_channel,
@@ -205,6 +230,7 @@ class TaleweaverBot(commands.Bot):
             via_messages=self.options.message_content,
             edit_interval=self.options.edit_interval_seconds,
             clock=monotonic,
+            departures=self.departures,
         )
 
     @property
@@ -243,6 +269,7 @@ class TaleweaverBot(commands.Bot):
         self._runtime = await self._open_runtime()
         self._runtime.timers.on_reminder = self.narration.turn_reminder
         self.narration.bind(self._runtime.story)
+        self.departures.bind(self._runtime.story)
         self._exports = self._runtime.exports
         self.add_dynamic_items(*DYNAMIC_ITEMS)
         cogs = ALWAYS_LOADED_COGS + (MESSAGE_COGS if self.options.message_content else ())
@@ -287,9 +314,27 @@ class TaleweaverBot(commands.Bot):
             await super().close()
         finally:
             await self.narration.close()
+            if self._handlers_at_work:
+                # Their database connections must be back before the database closes.
+                await asyncio.wait(set(self._handlers_at_work), timeout=CLOSE_DRAIN_SECONDS)
             if self._runtime is not None:
                 runtime, self._runtime = self._runtime, None
                 await runtime.close()
+
+    async def finish_before_close(self, work: Awaitable[T]) -> T:
+        """Run an event handler's story WORK so that closing the bot waits for it.
+
+        Handlers of READY and of server changes read and change stories in tasks of their
+        own; a bot stopped right after connecting must not close the database under them.
+        """
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers_at_work.add(task)
+        try:
+            return await work
+        finally:
+            if task is not None:
+                self._handlers_at_work.discard(task)
 
     async def on_message(self, message: discord.Message, /) -> None:
         """Ignore text commands: every command is a slash command (the turns cog listens too)."""
@@ -312,18 +357,39 @@ class TaleweaverBot(commands.Bot):
         log.exception("unhandled error in %s", event_method)
 
     async def resolve_channel(self, channel_id: int) -> discord.abc.Messageable | None:
-        """Return a channel or thread by id, fetching it when it is not cached (after a restart)."""
+        """Return a channel or thread by id, fetching it when it is not cached (after a restart).
+
+        A story's thread that Discord archived (a week without messages) is reopened where
+        the bot may; a channel Discord no longer knows ends its stories.
+        """
         channel: Any = self.get_channel(channel_id)
         if channel is None:
             try:
                 channel = await self.fetch_channel(channel_id)
+            except discord.NotFound as exc:
+                log.warning("channel %s cannot be reached: %s", channel_id, exc)
+                if exc.code == UNKNOWN_CHANNEL:
+                    await self.close_deleted_channel(channel_id)
+                return None
             except discord.HTTPException as exc:
                 log.warning("channel %s cannot be reached: %s", channel_id, exc)
                 return None
         if not isinstance(channel, discord.abc.Messageable):
             log.warning("channel %s cannot hold messages", channel_id)
             return None
+        if isinstance(channel, discord.Thread):
+            await reopen_thread(channel)
         return channel
+
+    async def close_deleted_channel(self, channel_id: int) -> None:
+        """End the stories of a deleted channel or thread; they stay exportable."""
+        try:
+            ended = await self.runtime.story.lifecycle.close_deleted_channel(channel_id)
+        except Exception:
+            log.exception("could not end the stories of deleted channel %s", channel_id)
+            return
+        for view in ended:
+            await self.narration.discard_session(view.id)
 
 
 class ShardedTaleweaverBot(TaleweaverBot, commands.AutoShardedBot):
@@ -420,8 +486,21 @@ async def run_bot(settings: Settings, *, token: str, options: BotOptions | None 
     except discord.LoginFailure as exc:
         raise BotStartError(TOKEN_REFUSED) from exc
     except discord.PrivilegedIntentsRequired as exc:
-        raise BotStartError(
+        raise BotStartError(privileged_intents_refused(bot.options)) from exc
+
+
+def privileged_intents_refused(options: BotOptions) -> str:
+    """Say which privileged intents the bot asked for and how to enable or drop them."""
+    if not options.members_intent:
+        return (
             "The Message Content intent is not enabled for this bot: enable it in the "
             "Developer Portal (Bot > Privileged Gateway Intents), or turn message turns off "
             "so players write with /story write."
-        ) from exc
+        )
+    asked = "Message Content and Server Members" if options.message_content else "Server Members"
+    return (
+        f"The bot asks for the {asked} intents, and Discord refused: enable them in the "
+        "Developer Portal (Bot > Privileged Gateway Intents), or set "
+        "TALEWEAVER_DISCORD_MEMBERS_INTENT=false (departures are then found when a player's "
+        "turn comes)" + (" or turn message turns off." if options.message_content else ".")
+    )

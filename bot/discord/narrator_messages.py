@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -11,6 +12,7 @@ from typing import Any
 
 import discord
 
+from bot.discord.departures import Departures
 from bot.discord.formatting import (
     ELLIPSIS,
     NO_MENTIONS,
@@ -18,7 +20,7 @@ from bot.discord.formatting import (
     plain,
     turn_prompt,
 )
-from bot.discord.permissions import describe_refused_post
+from bot.discord.permissions import describe_closed_thread, describe_refused_post
 from bot.discord.splitting import MESSAGE_LIMIT, split_message
 from bot.discord.throttle import EditThrottle, MonotonicClock
 from engine.story import StoryService
@@ -33,6 +35,9 @@ DEFAULT_EDIT_INTERVAL = 1.5
 STALE_STREAM_SECONDS = 15 * 60.0
 # Cancelled jobs remembered so their late progress is not shown again (oldest forgotten first).
 WITHDRAWN_JOBS_KEPT = 256
+# Discord's answers to a post in a channel that is gone, and in an archived or locked thread.
+UNKNOWN_CHANNEL = 10003
+THREAD_CLOSED = 50083
 
 ChannelResolver = Callable[[int], Awaitable["discord.abc.Messageable | None"]]
 ChannelGetter = Callable[[], Awaitable["discord.abc.Messageable | None"]]
@@ -201,8 +206,11 @@ class DiscordNarrationListener:
         edit_interval: float = DEFAULT_EDIT_INTERVAL,
         clock: MonotonicClock = time.monotonic,
         stale_after: float = STALE_STREAM_SECONDS,
+        departures: Departures | None = None,
     ) -> None:
         self._resolve_channel = resolve_channel
+        # Finds out, before a turn is announced, whether its player has left the server.
+        self._departures = departures
         self._view_factory = view_factory
         self._via_messages = via_messages
         self._edit_interval = edit_interval
@@ -241,13 +249,18 @@ class DiscordNarrationListener:
             await work(*args)
         except discord.Forbidden as exc:
             log.warning("%s: Discord refused (%s)", name, exc)
-            await self._suspend(session_id, exc)
+            await self._suspend(session_id, functools.partial(describe_refused_post, error=exc))
         except discord.HTTPException as exc:
             log.warning("%s: Discord refused (%s)", name, exc)
+            if exc.code == THREAD_CLOSED:
+                # An archived thread the bot could not reopen, or a locked one.
+                await self._suspend(session_id, describe_closed_thread)
+            elif exc.code == UNKNOWN_CHANNEL:
+                await self._close_deleted(session_id)
         except Exception:
             log.exception("%s failed", name)
 
-    async def _suspend(self, session_id: int, error: discord.Forbidden) -> None:
+    async def _suspend(self, session_id: int, describe: Callable[[object], str]) -> None:
         """Pause a story whose channel refuses the bot's posts, and say why to its host.
 
         Without this every passage, ping and reminder would vanish while the clock ran
@@ -255,9 +268,17 @@ class DiscordNarrationListener:
         """
         try:
             channel = await self._session_channel(session_id)
-            await self.sessions.lifecycle.suspend(session_id, describe_refused_post(channel, error))
+            await self.sessions.lifecycle.suspend(session_id, describe(channel))
         except Exception:
             log.exception("session %s: could not pause after a refused post", session_id)
+
+    async def _close_deleted(self, session_id: int) -> None:
+        """End a story whose channel Discord no longer knows (it was deleted)."""
+        try:
+            view = await self.sessions.queries.get(session_id)
+            await self.sessions.lifecycle.close_deleted_channel(view.channel_id)
+        except Exception:
+            log.exception("session %s: could not end it after its channel was deleted", session_id)
 
     async def drain(self) -> None:
         """Wait until every background Discord call has finished."""
@@ -345,6 +366,8 @@ class DiscordNarrationListener:
                 # A retry: the new version replaces the old message (older versions stay
                 # selectable from the new one).
                 await delete_message(channel, previous)
+        if await self._player_left(outcome.session):
+            return
         await send_ping(channel, turn_prompt(outcome.session, via_messages=self._via_messages))
 
     async def narration_failed(self, session: SessionView, reason: str) -> None:
@@ -357,10 +380,13 @@ class DiscordNarrationListener:
         if channel is None:
             return
         lead = f"⚠️ The narrator could not continue ({plain(reason)}). "
-        ping = turn_prompt(session, via_messages=self._via_messages, lead=lead)
+        left = await self._player_left(session, announce=False)
+        ping = None if left else turn_prompt(session, via_messages=self._via_messages, lead=lead)
         if ping is None:
             ping = Ping(lead.strip(), NO_MENTIONS)
         await send_ping(channel, ping)
+        if left:
+            await self._announce_departure(session)
 
     async def narration_filtered(self, session: SessionView, job_id: str, replaced: bool) -> None:
         """Withdraw a passage that broke the story's content rules."""
@@ -394,20 +420,46 @@ class DiscordNarrationListener:
         lead = f"⏰ {name} ran out of time and is skipped"
         if outcome.marked_away:
             lead += "; they are away until they `/story join` again"
-        ping = turn_prompt(outcome.session, via_messages=self._via_messages, lead=f"{lead}. ")
+        left = await self._player_left(outcome.session, announce=False)
+        ping = (
+            None
+            if left
+            else turn_prompt(outcome.session, via_messages=self._via_messages, lead=f"{lead}. ")
+        )
         await send_ping(channel, ping or Ping(f"{lead}.", NO_MENTIONS))
+        if left:
+            await self._announce_departure(outcome.session)
 
     async def turn_reminder(self, session: SessionView) -> None:
         """Remind the current player, and only them, that their time is running out."""
         self._spawn(f"reminder-{session.id}", session.id, self._turn_reminder, session)
 
     async def _turn_reminder(self, session: SessionView) -> None:
+        if await self._player_left(session):
+            return  # their turn passed on, and the next player was pinged instead
         channel = await self._resolve_channel(session.channel_id)
         if channel is None:
             return
         ping = turn_prompt(session, via_messages=self._via_messages, lead="⏳ A reminder: ")
         if ping is not None:
             await send_ping(channel, ping)
+
+    # Players who left the server ---------------------------------------------------------------
+    async def _player_left(self, session: SessionView, *, announce: bool = True) -> bool:
+        """Tell whether the player about to be pinged left the server.
+
+        When they did, they are marked away in the server's stories and their turn passes
+        on; with ANNOUNCE, the story's channel is told (and the next player pinged) now.
+        """
+        if self._departures is None or not await self._departures.current_player_left(session):
+            return False
+        if announce:
+            await self._announce_departure(session)
+        return True
+
+    async def _announce_departure(self, session: SessionView) -> None:
+        assert self._departures is not None and session.current_player is not None
+        await self._departures.member_left(session.guild_id, session.current_player.user_id)
 
     # Commands that cancel narration --------------------------------------------------------
     async def discard_session(self, session_id: int, *, keep_job: str | None = None) -> None:

@@ -123,6 +123,21 @@ def describe_refused_post(channel: object, error: discord.Forbidden) -> str:
     )
 
 
+def describe_closed_thread(channel: object) -> str:
+    """Return why a post in a story's archived or locked thread failed, and what to do."""
+    where = getattr(channel, "mention", "the story's thread")
+    if getattr(channel, "locked", False):
+        cause = (
+            f"{where} is locked. A moderator can unlock it (only they may reopen a locked thread)"
+        )
+    else:
+        cause = (
+            f"{where} is archived and I may not reopen it. Give me Send Messages in "
+            "Threads there, or reopen it by writing in it"
+        )
+    return f"I paused the story because I could not post: {cause}; then `/story resume`."
+
+
 def _root_causes(held: discord.Permissions, *, in_thread: bool) -> list[ChannelPermission]:
     # Discord takes every other permission away where a channel cannot be seen, and
     # embeds and files where nothing may be posted: name only what takes the rest away.

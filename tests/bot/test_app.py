@@ -65,6 +65,21 @@ def test_intents_are_minimal() -> None:
     }
     without = build_intents(message_content=False)
     assert {name for name, on in without if on} == {"guilds", "guild_messages"}
+    members = build_intents(message_content=False, members=True)
+    assert {name for name, on in members if on} == {"guilds", "guild_messages", "members"}
+
+
+async def test_the_members_intent_is_asked_for_only_when_set() -> None:
+    bot, _, _ = await started_bot(members_intent=True)
+    try:
+        assert bot.intents.members
+    finally:
+        await bot.close()
+    bot, _, _ = await started_bot()
+    try:
+        assert not bot.intents.members
+    finally:
+        await bot.close()
 
 
 async def test_setup_opens_the_runtime_and_loads_every_feature() -> None:
@@ -73,7 +88,7 @@ async def test_setup_opens_the_runtime_and_loads_every_feature() -> None:
         assert opened_with == [bot.narration, bot.narration.timed_out]
         assert runtime.timers.on_reminder == bot.narration.turn_reminder
         assert bot.runtime is runtime
-        assert set(bot.cogs) == {"StoryCog", "StoryConfigCog", "TurnsCog"}
+        assert set(bot.cogs) == {"StoryCog", "StoryConfigCog", "TurnsCog", "DeparturesCog"}
         registered = set(bot._connection._view_store._dynamic_items.values())
         assert registered == set(DYNAMIC_ITEMS)
         assert bot.allowed_mentions is not None

@@ -8,6 +8,7 @@ import pytest
 
 from bot.discord.app import BotOptions
 from bot.discord.cogs.turns.cog import REFUSED_REACTION, WAITING_REACTION, TurnsCog
+from bot.discord.departures import Departures
 from engine.errors import StoryUnavailable
 from engine.narrator.coordinator import NarratorBusy
 from engine.story.views import NarrationRequest
@@ -39,7 +40,11 @@ def narrator() -> FakeNarrator:
 @pytest.fixture
 def cog(story_db: SimpleNamespace, narrator: FakeNarrator) -> TurnsCog:
     runtime = table_runtime(story_db, narrator)
-    return TurnsCog(SimpleNamespace(runtime=runtime, options=BotOptions()))  # type: ignore[arg-type]
+    # No server in the cache: every player counts as still on it.
+    departures = Departures(SimpleNamespace(get_guild=lambda _: None), None, via_messages=True)  # type: ignore[arg-type]
+    departures.bind(story_db.story)
+    bot = SimpleNamespace(runtime=runtime, options=BotOptions(), departures=departures)
+    return TurnsCog(bot)  # type: ignore[arg-type]
 
 
 def message_from(fake: SimpleNamespace, actor: Any, text: str, **kwargs: Any) -> Any:

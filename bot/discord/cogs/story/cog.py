@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import logging
 from typing import TYPE_CHECKING, Any, Literal
@@ -44,6 +43,7 @@ from bot.discord.formatting import (
 from bot.discord.permissions import require_story_permissions
 from bot.discord.replies import acknowledge, reply
 from bot.discord.splitting import split_message
+from bot.discord.threads import abandon_thread, require_open_thread
 from engine.actors import Actor
 from engine.errors import InvalidState, SessionNotFound
 from engine.export import ExportFormat, ExportOptions, zip_export
@@ -124,6 +124,16 @@ class StoryCog(
         if opens_thread and isinstance(channel, discord.TextChannel):
             # Creating the thread and the story can outlast the 3 s answer window.
             await acknowledge(interaction)
+            # Checked before the thread exists: a title the story refuses never names one.
+            await runtime.story.lifecycle.check_start(
+                guild_id=guild_id,
+                channel_id=channel_id,
+                actor=actor,
+                title=title,
+                genre=genre_key,
+                premise=premise,
+                age_restricted=age_restricted,
+            )
             try:
                 story_thread = await channel.create_thread(
                     name=truncate(title, THREAD_NAME_LIMIT),
@@ -149,8 +159,7 @@ class StoryCog(
             )
         except Exception:
             if story_thread is not None:
-                with contextlib.suppress(discord.HTTPException):
-                    await story_thread.delete()
+                await abandon_thread(interaction, story_thread)
             raise
         intro = (
             f"📖 {plain(actor.display_name)} starts **{plain(view.title)}** "
@@ -222,6 +231,7 @@ class StoryCog(
     async def resume(self, interaction: discord.Interaction[Any]) -> None:
         """Continue a paused story; the current player's clock starts afresh."""
         require_story_permissions(interaction)
+        await require_open_thread(interaction)
         actor = actor_from_user(interaction.user)
         view = await self.bot.runtime.story.lifecycle.resume(channel_id_of(interaction), actor)
         lead = f"▶️ {plain(actor.display_name)} resumes **{plain(view.title)}**."

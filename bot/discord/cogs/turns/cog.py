@@ -5,23 +5,28 @@ a ⏳ reaction; `((` and `//` start table talk. A refused turn gets a ❌ reacti
 stays) and a reply with the reason that deletes itself: one lasting mark, no clutter.
 When the story database does not answer, a player of the channel's story gets the same
 ❌ and reply saying their message was not saved; other people's chatter gets nothing.
+
+Messages written while the bot was away (restarting, or reconnected without resuming) are
+read from each active story's channel at READY and handled by the same rules, in order.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import discord
 from discord.ext import commands
 
 from bot.discord.actors import actor_from_user
-from bot.discord.formatting import NO_MENTIONS, truncate, turn_prompt
-from bot.discord.narrator_messages import send_ping
+from bot.discord.formatting import NO_MENTIONS, truncate
 from bot.discord.turn_rules import MessageRole, classify_message, is_table_talk, table_talk_text
-from engine.errors import InvalidState, NotYourTurn, StoryError, StoryUnavailable
-from engine.story.views import SessionView
+from engine.errors import AlreadyRecorded, InvalidState, NotYourTurn, StoryError, StoryUnavailable
+from engine.story.views import CatchUpPoint, SessionView
 
 if TYPE_CHECKING:
     from bot.discord.app import TaleweaverBot
@@ -32,6 +37,13 @@ WAITING_REACTION = "⏳"
 REFUSED_REACTION = "❌"
 # Messages people write, as opposed to joins, pins and other system messages.
 WRITTEN_TYPES = (discord.MessageType.default, discord.MessageType.reply)
+# At most this many missed messages are read per story channel (one history request).
+MISSED_MESSAGES_LIMIT = 100
+# Message ids handled lately, so a message both heard live and read from history counts once.
+HANDLED_IDS_KEPT = 1024
+# The database's clock (a story's last change) and Discord's (message ids) may disagree a
+# little: missed messages are read from this long before the change.
+CLOCK_MARGIN = timedelta(seconds=2)
 
 
 class TurnsCog(commands.Cog):
@@ -42,6 +54,9 @@ class TurnsCog(commands.Cog):
         # The story last seen in each channel: while the database does not answer, it
         # tells a player of that story (who is told) from anyone else (who is not).
         self._last_seen: dict[int, SessionView] = {}
+        # A channel's messages are handled one at a time, missed ones before new ones.
+        self._channel_locks: dict[int, asyncio.Lock] = {}
+        self._handled: OrderedDict[int, None] = OrderedDict()
 
     async def _story_in(self, channel_id: int) -> SessionView | None:
         view = await self.bot.runtime.story.queries.in_channel(channel_id)
@@ -68,11 +83,91 @@ class TurnsCog(commands.Cog):
             and message.type in WRITTEN_TYPES
         )
 
+    def _channel_lock(self, channel_id: int) -> asyncio.Lock:
+        return self._channel_locks.setdefault(channel_id, asyncio.Lock())
+
+    def _first_time(self, message_id: int) -> bool:
+        """Tell whether a message is handled for the first time (and remember it)."""
+        if message_id in self._handled:
+            return False
+        self._handled[message_id] = None
+        while len(self._handled) > HANDLED_IDS_KEPT:
+            self._handled.popitem(last=False)
+        return True
+
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         """Treat a player's message as a turn, table talk, or an out-of-turn remark."""
         if not self._is_candidate(message):
             return
+        async with self._channel_lock(message.channel.id):
+            if self._first_time(message.id):
+                await self._handle_message(message)
+
+    @commands.Cog.listener()
+    async def on_ready(self) -> None:
+        """Read what was written while the bot was away: after a restart, or a new session."""
+        if isinstance(self.bot, discord.AutoShardedClient):
+            return  # each shard reads its own servers' channels when it is ready
+        await self.bot.finish_before_close(self.catch_up())
+
+    @commands.Cog.listener()
+    async def on_shard_ready(self, shard_id: int) -> None:
+        """Read what one shard's servers got while it was away (at start, or a new session)."""
+        await self.bot.finish_before_close(self.catch_up(shard_id=shard_id))
+
+    async def catch_up(self, *, shard_id: int | None = None) -> int:
+        """Handle each active story's missed messages, in order; return how many were read.
+
+        With SHARD_ID, only the stories of the servers Discord assigns to that shard.
+        """
+        try:
+            points = await self.bot.runtime.story.queries.catch_up_points()
+        except StoryError as exc:
+            log.warning("missed messages not read: %s", exc)
+            return 0
+        shards = self.bot.shard_count or 1
+        read = 0
+        for point in points:
+            if shard_id is not None and (point.guild_id >> 22) % shards != shard_id:
+                continue
+            # Stories of servers this client does not serve (another shard's) are not its own.
+            if self.bot.get_guild(point.guild_id) is not None:
+                read += await self._catch_up_channel(point)
+        return read
+
+    async def _catch_up_channel(self, point: CatchUpPoint) -> int:
+        channel = await self.bot.resolve_channel(point.channel_id)
+        if channel is None:
+            return 0
+        # Anything older was handled live, or belongs to a state of the story that is gone.
+        since = discord.utils.time_snowflake(point.changed_at - CLOCK_MARGIN)
+        after = max(point.after_message_id or 0, since)
+        async with self._channel_lock(point.channel_id):
+            try:
+                history = [
+                    message
+                    async for message in channel.history(
+                        limit=MISSED_MESSAGES_LIMIT, after=discord.Object(id=after)
+                    )
+                ]
+            except discord.HTTPException as exc:
+                log.warning("session %s: missed messages not read: %s", point.session_id, exc)
+                return 0
+            # A message the bot marked (⏳, ❌, ↩️) was seen live.
+            missed = [
+                message
+                for message in history
+                if self._is_candidate(message) and not any(r.me for r in message.reactions)
+            ]
+            for message in missed:
+                if self._first_time(message.id):
+                    await self._handle_message(message)
+        if missed:
+            log.info("session %s: read %d missed messages", point.session_id, len(missed))
+        return len(missed)
+
+    async def _handle_message(self, message: discord.Message) -> None:
         text = message.content.strip()
         if not text:
             return  # an image or sticker alone is not a turn
@@ -108,6 +203,8 @@ class TurnsCog(commands.Cog):
             written = await self.bot.runtime.table.write_turn(
                 channel_id, actor, text, message_id=message.id
             )
+        except AlreadyRecorded:
+            return  # heard live and read from the history: kept once
         except NotYourTurn:
             # Someone else's turn landed first.
             await self._react(message, WAITING_REACTION)
@@ -125,7 +222,7 @@ class TurnsCog(commands.Cog):
                         mention_author=False,
                     )
             return
-        await send_ping(message.channel, turn_prompt(written.session, via_messages=True))
+        await self.bot.departures.prompt_turn(message.channel, written.session)
 
     @commands.Cog.listener()
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
