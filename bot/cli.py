@@ -195,19 +195,51 @@ def cmd_bot(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     """Measure generation throughput through the real worker path."""
     from engine.ops.bench import benchmark_generation
+    from engine.ops.bench_peer import PeerUnavailable, check_peer
+    from engine.ops.quality_set import StorySetError
 
     settings = _settings()
+    if args.peer is not None:
+        try:
+            check_peer(args.peer, settings)  # before the long run, not after it
+        except PeerUnavailable as exc:
+            return _fail(str(exc))
     try:
         report = asyncio.run(
             benchmark_generation(
                 settings,
                 concurrency=tuple(args.concurrency),
                 max_new_tokens=args.max_new_tokens,
+                late_jobs=args.late_jobs,
+                peer=args.peer,
+                progress=lambda line: print(line, file=sys.stderr, flush=True),
             )
         )
-    except (OperatorError, QueueError, RuntimeError) as exc:
+    except (OperatorError, QueueError, StorySetError, RuntimeError, ValueError) as exc:
         return _fail(str(exc))
-    print(report.format())
+    print(json.dumps(report.to_json(), indent=2) if args.json else report.format())
+    return 0
+
+
+def cmd_bench_e2e(args: argparse.Namespace) -> int:
+    """Time turns to the narrator's text through Redis and a `taleweaver worker` process."""
+    from engine.ops.bench_e2e import E2EBenchError, benchmark_e2e
+    from engine.ops.quality_set import StorySetError
+
+    settings = _settings()
+    try:
+        report = asyncio.run(
+            benchmark_e2e(
+                settings,
+                stories=tuple(args.stories),
+                turns=args.turns,
+                max_batch=args.max_batch,
+                progress=lambda line: print(line, file=sys.stderr, flush=True),
+            )
+        )
+    except (E2EBenchError, StorySetError, StoryError, OperatorError, QueueError) as exc:
+        return _fail(str(exc))
+    print(json.dumps(report.to_json(), indent=2) if args.json else report.format())
     return 0
 
 
@@ -551,10 +583,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_import)
 
     bench = sub.add_parser("bench", help="benchmarks").add_subparsers(dest="bench", required=True)
-    p = bench.add_parser("generate", help="single-stream vs batched generation throughput")
+    p = bench.add_parser(
+        "generate",
+        help="single-stream vs batched generation throughput on realistic prompts",
+    )
     p.add_argument("--concurrency", type=int, nargs="+", default=[4, 8, 16])
-    p.add_argument("--max-new-tokens", type=int, default=48)
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument(
+        "--late-jobs",
+        type=int,
+        default=8,
+        metavar="N",
+        help="jobs timed to first text while a batch of 8 runs (default 8)",
+    )
+    p.add_argument(
+        "--peer",
+        choices=["llama-cpp"],
+        help="also run llama.cpp on the same GGUF and prompts (pip install -e '.[bench]')",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_bench)
+    p = bench.add_parser(
+        "e2e",
+        help="turn to narrator text and passage through Redis and a `taleweaver worker`",
+    )
+    p.add_argument(
+        "--stories",
+        type=int,
+        nargs="+",
+        default=[1, 10, 50],
+        metavar="N",
+        help="stories playing at once, one round each (default 1 10 50)",
+    )
+    p.add_argument(
+        "--turns", type=int, default=2, help="turns each story writes in a round (default 2)"
+    )
+    p.add_argument("--max-batch", type=int, default=8, help="the worker's --max-batch (default 8)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_bench_e2e)
     p = bench.add_parser(
         "safety", help="clean prose refused and hostile text caught by the filters, per rating"
     )
