@@ -32,6 +32,9 @@ DEFAULT_RESAMPLE_ROUNDS = 2
 MAX_ALTERNATIVES = 2
 
 
+NO_USABLE_PASSAGE = "the model produced no usable passage, even after sampling again"
+
+
 class EmptyGeneration(RuntimeError):
     """The model produced no usable text, even after sampling again; the job is retried."""
 
@@ -166,9 +169,7 @@ class NarratorJobProcessor:
                 log.info("%d job(s) had only junk candidates; sampling again", len(retry))
             pending = retry
         for request in pending:
-            outcomes[request.request_id] = EmptyGeneration(
-                "the model produced no usable passage, even after sampling again"
-            )
+            outcomes[request.request_id] = EmptyGeneration(NO_USABLE_PASSAGE)
         return [(job.job_id, outcomes[job.job_id]) for job in jobs]
 
     # Streaming: one job at a time into a continuously batched decode loop.
@@ -231,9 +232,7 @@ class NarratorJobProcessor:
                 self._submit_round(request, scene, round_number + 1, on_progress, on_done)
                 return
             if outcome is None:
-                outcome = EmptyGeneration(
-                    "the model produced no usable passage, even after sampling again"
-                )
+                outcome = EmptyGeneration(NO_USABLE_PASSAGE)
             on_done(outcome)
 
         self.continuous.submit(

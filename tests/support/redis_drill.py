@@ -13,14 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from support.postgres_drill import free_port
+
 START_WAIT_S = 10.0
-
-
-def free_port() -> int:
-    """Return a TCP port nobody listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ThrowawayRedis:

@@ -44,6 +44,7 @@ from transformers.generation.logits_process import (
 from engine.protocol.sampling import SamplingSettings
 from engine.telemetry.metrics import PREFIX_CACHE_LOOKUPS, PROMPT_TOKENS
 from engine.worker.model.generator import (
+    REPLACEMENT_CHAR,
     BatchGenerator,
     Candidate,
     GenerationRequest,
@@ -52,14 +53,13 @@ from engine.worker.model.generator import (
 )
 from engine.worker.model.logits_processors import BannedPhrasesProcessor, ContinuationNoRepeatNGram
 from engine.worker.model.prefix_cache import PrefixCache
-from engine.worker.model.stopping_criteria import cut_at_end_tokens
+from engine.worker.model.stopping_criteria import decode_generated
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ROWS = 32
 DEFAULT_KV_BUDGET_TOKENS = 24_576
 DEFAULT_PREFILL_CHUNK = 128
-_REPLACEMENT_CHAR = "\ufffd"
 
 Done = Callable[[GenerationResult], None]
 
@@ -427,7 +427,7 @@ class ContinuousGenerator:
             and owner.on_partial is not None
             and len(generated) % self.batch.partial_every == 0
         ):
-            text = request.stop.visible_text(raw.rstrip(_REPLACEMENT_CHAR))
+            text = request.stop.visible_text(raw.rstrip(REPLACEMENT_CHAR))
             if text and text != owner.last_partial:
                 owner.last_partial = text
                 try:
@@ -465,7 +465,7 @@ class ContinuousGenerator:
 
     def _row_done(self, row: _Row) -> None:
         owner = row.owner
-        raw = self._decode(row.generated).rstrip(_REPLACEMENT_CHAR)
+        raw = self._decode(row.generated).rstrip(REPLACEMENT_CHAR)
         scores = row.logprobs[: len(row.generated)]
         owner.candidates[row.candidate] = Candidate(
             text=self.batch.finalize(owner.request.stop, raw),
@@ -508,8 +508,7 @@ class ContinuousGenerator:
             self._finish(entry, _failed(entry))
 
     def _decode(self, token_ids: list[int]) -> str:
-        kept = cut_at_end_tokens(token_ids, self.batch.end_token_ids)
-        return str(self.loaded.tokenizer.decode(kept, skip_special_tokens=False))
+        return decode_generated(self.loaded.tokenizer, token_ids, self.batch.end_token_ids)
 
     def _encode(self, request: GenerationRequest) -> list[int]:
         return self.batch.encode_prompt(request.prompt, request.sampling.max_new_tokens)

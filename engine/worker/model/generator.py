@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 FinishReason = Literal["stop", "length", "error"]
 PartialCallback = Callable[[str, str], None]
-_REPLACEMENT_CHAR = "\ufffd"  # a multi-byte character whose bytes are not all generated yet
+REPLACEMENT_CHAR = "\ufffd"  # a multi-byte character whose bytes are not all generated yet
 _BANNED_CACHE_SIZE = 64
 
 
@@ -229,7 +229,7 @@ class BatchGenerator:
             for offset in range(per_request):
                 row = index * per_request + offset
                 kept = cut_at_end_tokens(rows[row], self._end_token_ids)
-                raw = criteria.decode_row(kept).rstrip(_REPLACEMENT_CHAR)
+                raw = criteria.decode_row(kept).rstrip(REPLACEMENT_CHAR)
                 scores = row_logprobs[row][: len(kept)]
                 candidates.append(
                     Candidate(
@@ -319,7 +319,7 @@ class BatchGenerator:
         def report(index: int, raw: str) -> None:
             # With several candidates, the first one of each request is streamed.
             request = requests[index]
-            text = request.stop.visible_text(raw.rstrip(_REPLACEMENT_CHAR))
+            text = request.stop.visible_text(raw.rstrip(REPLACEMENT_CHAR))
             if not text or last_sent.get(index) == text:
                 return
             last_sent[index] = text

@@ -27,6 +27,14 @@ def cut_at_end_tokens(token_ids: Sequence[int], end_token_ids: Collection[int]) 
     return list(token_ids)
 
 
+def decode_generated(
+    tokenizer: Any, token_ids: Sequence[int], end_token_ids: Collection[int]
+) -> str:
+    """Decode generated tokens up to the end token, keeping special tokens so markers show."""
+    kept = cut_at_end_tokens(token_ids, end_token_ids)
+    return str(tokenizer.decode(kept, skip_special_tokens=False))
+
+
 class StopPolicyCriteria(StoppingCriteria):
     """Stop each batch row on its own once its decoded continuation reaches a stop point.
 
@@ -57,8 +65,7 @@ class StopPolicyCriteria(StoppingCriteria):
 
     def decode_row(self, token_ids: Sequence[int]) -> str:
         """Decode one row's generated tokens, keeping special tokens so markers show."""
-        kept = cut_at_end_tokens(token_ids, self.end_token_ids)
-        return str(self.tokenizer.decode(kept, skip_special_tokens=False))
+        return decode_generated(self.tokenizer, token_ids, self.end_token_ids)
 
     def __call__(
         self, input_ids: torch.LongTensor, scores: Any = None, **kwargs: Any

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from engine.protocol import new_job_id
-from engine.queue import GenerationJob, JobCompleted, MemoryQueue, QueueConfig
+from engine.queue import GenerationJob, MemoryQueue, QueueConfig
 from engine.queue.errors import QueueUnavailable
 from engine.queue.interfaces import Delivery, WorkerQueue
 from engine.worker.loop import WorkerLoop
 
 from support.protocol import narrate_request
+from support.queue_events import completed_events
 
 
 class FlakyPublishing(WorkerQueue):
@@ -56,18 +56,6 @@ def echo(batch, on_progress):  # type: ignore[no-untyped-def]
     return [(job.job_id, f"text for story {job.session_id}") for job in batch]
 
 
-async def finals_of(queue: MemoryQueue, count: int) -> list[JobCompleted]:
-    received: list[JobCompleted] = []
-    async with asyncio.timeout(10):
-        async for event in queue.events():
-            if isinstance(event, JobCompleted):
-                received.append(event)
-                await queue.ack(event)
-                if len(received) == count:
-                    return received
-    return received
-
-
 async def test_a_failed_publish_is_retried_and_the_rest_of_the_batch_still_published() -> None:
     queue = MemoryQueue(QueueConfig())
     flaky = FlakyPublishing(queue, failures=3)
@@ -76,7 +64,7 @@ async def test_a_failed_publish_is_retried_and_the_rest_of_the_batch_still_publi
         await queue.enqueue(job)
 
     assert await WorkerLoop(flaky, echo, max_batch=4).run_once(wait_s=1) == 4
-    finals = await finals_of(queue, 4)
+    finals = await completed_events(queue, 4)
 
     assert sorted(event.session_id for event in finals) == [0, 1, 2, 3]
     assert flaky.released == []
@@ -97,5 +85,5 @@ async def test_outcomes_that_cannot_be_published_in_the_window_are_handed_back()
     # Handed back, not held: another worker (or this one) generates them again.
     flaky.failures = 0
     assert await loop.run_once(wait_s=1) == 3
-    assert len(await finals_of(queue, 3)) == 3
+    assert len(await completed_events(queue, 3)) == 3
     await queue.close()

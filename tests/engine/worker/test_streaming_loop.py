@@ -7,11 +7,12 @@ import threading
 import time
 
 from engine.protocol import new_job_id
-from engine.queue import GenerationJob, JobCompleted, MemoryQueue, QueueConfig
+from engine.queue import GenerationJob, MemoryQueue, QueueConfig
 from engine.queue.interfaces import OutcomeCallback, ProgressCallback
 from engine.worker.loop import WorkerLoop
 
 from support.protocol import narrate_request
+from support.queue_events import completed_events
 
 
 class TimedProcessor:
@@ -58,18 +59,6 @@ def job(tenths: int) -> GenerationJob:
     return GenerationJob(new_job_id(), tenths, narrate_request())
 
 
-async def finals(queue: MemoryQueue, count: int) -> list[JobCompleted]:
-    received: list[JobCompleted] = []
-    async with asyncio.timeout(20):
-        async for event in queue.events():
-            if isinstance(event, JobCompleted):
-                received.append(event)
-                await queue.ack(event)
-                if len(received) == count:
-                    break
-    return received
-
-
 async def test_a_short_job_is_published_before_a_long_one_that_started_first() -> None:
     queue = MemoryQueue(QueueConfig())
     processor = TimedProcessor(rows=4)
@@ -79,7 +68,7 @@ async def test_a_short_job_is_published_before_a_long_one_that_started_first() -
     await asyncio.sleep(0.3)  # the long job is running
     await queue.enqueue(job(1))
 
-    order = [event.session_id for event in await finals(queue, 2)]
+    order = [event.session_id for event in await completed_events(queue, 2)]
 
     assert order == [1, 15]
     loop.stop()
@@ -95,7 +84,7 @@ async def test_no_more_jobs_run_than_the_processor_has_room_for() -> None:
         await queue.enqueue(job(session))
     running = asyncio.create_task(loop.run())
 
-    done = await finals(queue, 6)
+    done = await completed_events(queue, 6)
 
     assert sorted(event.session_id for event in done) == [1, 2, 3, 4, 5, 6]
     assert processor.most_running == 2
@@ -115,7 +104,7 @@ async def test_stopping_finishes_and_publishes_the_jobs_started() -> None:
     loop.stop()
     await asyncio.wait_for(running, 5)
 
-    assert [event.session_id for event in await finals(queue, 1)] == [5]
+    assert [event.session_id for event in await completed_events(queue, 1)] == [5]
     await queue.close()
 
 
