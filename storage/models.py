@@ -109,6 +109,15 @@ class NarratorCadence(enum.StrEnum):
     ON_DEMAND = "on_demand"
 
 
+class NarratorChoice(enum.StrEnum):
+    """Who picks the narrator's passage among its best candidates."""
+
+    # The reranker's best candidate is the passage.
+    BEST = "best"
+    # The players vote among the best candidates for a set time.
+    VOTE = "vote"
+
+
 class ContentRating(enum.StrEnum):
     """How explicit stories on a server (or in a channel) may be."""
 
@@ -155,6 +164,10 @@ class GuildSettings(Base):
     )
     blocked_words: Mapped[list[str]] = mapped_column(JSON, default=list)
     narrator_regenerations: Mapped[int] = mapped_column(Integer, default=2)
+    narrator_choice: Mapped[NarratorChoice] = mapped_column(
+        _enum(NarratorChoice, "narrator_choice"), default=NarratorChoice.BEST
+    )
+    vote_seconds: Mapped[int] = mapped_column(Integer, default=45)
     max_repeated_characters: Mapped[int] = mapped_column(Integer, default=12)
     max_repeated_words: Mapped[int] = mapped_column(Integer, default=5)
     max_emoji: Mapped[int] = mapped_column(Integer, default=6)
@@ -224,6 +237,10 @@ class StorySession(Base):
     # Why the story was paused for something outside the players' hands (the bot could not
     # post in its channel), kept until the host has been told or resumes it.
     host_notice: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The narrator turn whose candidates the players are voting on, and when the vote
+    # closes; the next player's clock starts when it has.
+    vote_turn: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    vote_closes_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
@@ -342,6 +359,23 @@ class TableTalk(Base):
     # The turn count when it was said, so exports can place it between passages.
     after_turn: Mapped[int] = mapped_column(Integer, default=0)
     discord_message_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())
+
+
+class PassageVote(Base):
+    """A player's vote for one candidate of a narrator passage (see StorySession.vote_turn)."""
+
+    __tablename__ = "passage_votes"
+    __table_args__ = (
+        UniqueConstraint("session_id", "turn_number", "voter_id", name="uq_passage_votes_ballot"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("story_sessions.id", ondelete="CASCADE"))
+    turn_number: Mapped[int] = mapped_column(Integer)
+    voter_id: Mapped[int] = mapped_column(BigInteger)
+    # 0: the passage as stored (the reranker's pick); n: its n-th spare version.
+    choice: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), server_default=func.now())
 
 

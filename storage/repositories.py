@@ -16,6 +16,7 @@ from storage.models import (
     ModerationEvent,
     Participant,
     ParticipantStatus,
+    PassageVote,
     SessionStatus,
     SkipVote,
     StorySession,
@@ -100,14 +101,17 @@ async def list_sessions(
 
 async def running_clocks(
     *, db: AsyncSession
-) -> Sequence[tuple[int, datetime, bool, int | None]]:
+) -> Sequence[tuple[int, datetime, bool, int | None, bool]]:
     """Return every running turn clock in one statement.
 
-    Each row: the active session's id, its turn deadline, whether its current player still
-    awaits this turn's reminder, and its server's stored turn timeout (None: the default).
+    Each row: the active session's id, its turn deadline (while the players vote on a
+    passage: when the vote closes), whether its current player still awaits this turn's
+    reminder, its server's stored turn timeout (None: the default), and whether the deadline
+    closes a vote.
     """
     awaits_reminder = and_(
         StorySession.narrator_job_id.is_(None),
+        StorySession.vote_turn.is_(None),
         or_(
             StorySession.reminded_step.is_(None),
             StorySession.reminded_step != StorySession.rotation_step,
@@ -119,6 +123,7 @@ async def running_clocks(
             StorySession.turn_deadline,
             awaits_reminder,
             GuildSettings.turn_timeout_seconds,
+            StorySession.vote_turn.is_not(None),
         )
         .outerjoin(GuildSettings, GuildSettings.guild_id == StorySession.guild_id)
         .where(
@@ -127,8 +132,8 @@ async def running_clocks(
         )
     )
     return [
-        (session_id, deadline, bool(awaits), timeout)
-        for session_id, deadline, awaits, timeout in (await db.execute(query)).all()
+        (session_id, deadline, bool(awaits), timeout, bool(voting))
+        for session_id, deadline, awaits, timeout, voting in (await db.execute(query)).all()
         if deadline is not None  # filtered above; the column itself may hold none
     ]
 
@@ -194,6 +199,21 @@ async def skip_voters(*, db: AsyncSession, session_id: int, rotation_step: int) 
 async def clear_skip_votes(*, db: AsyncSession, session_id: int) -> None:
     """Forget all skip votes of a session."""
     await db.execute(delete(SkipVote).where(SkipVote.session_id == session_id))
+
+
+async def passage_ballots(
+    *, db: AsyncSession, session_id: int, turn_number: int
+) -> Sequence[PassageVote]:
+    """Return the votes cast on a narrator passage's candidates."""
+    query = select(PassageVote).where(
+        PassageVote.session_id == session_id, PassageVote.turn_number == turn_number
+    )
+    return (await db.execute(query)).scalars().all()
+
+
+async def clear_passage_votes(*, db: AsyncSession, session_id: int) -> None:
+    """Forget all votes on a session's narrator passages."""
+    await db.execute(delete(PassageVote).where(PassageVote.session_id == session_id))
 
 
 # Lore -----------------------------------------------------------------------------------------

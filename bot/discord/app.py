@@ -16,7 +16,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.actors import actor_from_user
-from bot.discord.components import DYNAMIC_ITEMS, narrator_view
+from bot.discord.components import DYNAMIC_ITEMS, narrator_view, vote_view
 from bot.discord.departures import Departures
 from bot.discord.formatting import NO_MENTIONS
 from bot.discord.http_metrics import discord_http_trace
@@ -227,6 +227,7 @@ class TaleweaverBot(commands.Bot):
         self.narration = DiscordNarrationListener(
             self.resolve_channel,
             view_factory=narrator_view,
+            vote_view_factory=vote_view,
             via_messages=self.options.message_content,
             edit_interval=self.options.edit_interval_seconds,
             clock=monotonic,
@@ -268,6 +269,7 @@ class TaleweaverBot(commands.Bot):
         """Open the runtime, register persistent buttons, load cogs and sync commands."""
         self._runtime = await self._open_runtime()
         self._runtime.timers.on_reminder = self.narration.turn_reminder
+        self._runtime.timers.on_vote_closed = self.narration.vote_closed
         self.narration.bind(self._runtime.story)
         self.departures.bind(self._runtime.story)
         self._exports = self._runtime.exports

@@ -22,9 +22,15 @@ from bot.discord.actions import (
     undo_turn,
 )
 from bot.discord.actors import actor_from_user
-from bot.discord.formatting import NO_MENTIONS, version_label
+from bot.discord.formatting import (
+    NO_MENTIONS,
+    discord_timestamp,
+    version_label,
+    vote_counts,
+)
 from bot.discord.splitting import split_message
-from engine.story.views import TurnView
+from engine.story.passage_votes import candidate_letter
+from engine.story.views import PassageVoteView, TurnView
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +46,11 @@ def retry_id(session_id: int, number: int) -> str:
 def undo_id(session_id: int, number: int) -> str:
     """Return the custom id of a passage's Undo button."""
     return f"tw:undo:{session_id}:{number}"
+
+
+def vote_id(session_id: int, number: int, choice: int) -> str:
+    """Return the custom id of the button voting for a passage's candidate CHOICE."""
+    return f"tw:vote:{session_id}:{number}:{choice}"
 
 
 def version_id(session_id: int, number: int) -> str:
@@ -121,6 +132,67 @@ class UndoButton(
             interaction,
             lambda: undo_turn(interaction, session_id=self.session_id, number=self.number),
         )
+
+
+class VoteButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=r"tw:vote:(?P<session>[0-9]+):(?P<turn>[0-9]+):(?P<choice>[0-9])",
+):
+    """Vote for one of the narrator's candidates for a passage."""
+
+    def __init__(self, session_id: int, number: int, choice: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=candidate_letter(choice),
+                emoji="🗳️",
+                style=discord.ButtonStyle.primary,
+                custom_id=vote_id(session_id, number, choice),
+                row=0,
+            )
+        )
+        self.session_id = session_id
+        self.number = number
+        self.choice = choice
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> VoteButton:
+        """Rebuild the button from its custom id."""
+        return cls(int(match["session"]), int(match["turn"]), int(match["choice"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        """Record the vote and tell the voter, privately, how the vote stands."""
+        await guarded(interaction, lambda: self._vote(interaction))
+
+    async def _vote(self, interaction: discord.Interaction[Any]) -> None:
+        bot = story_bot(interaction)
+        tally = await bot.runtime.story.votes.cast(
+            self.session_id,
+            actor_from_user(interaction.user),
+            self.number,
+            self.choice,
+            guild_id=guild_id_of(interaction),
+            channel_id=channel_id_of(interaction),
+        )
+        await interaction.response.send_message(
+            f"You voted for **{candidate_letter(tally.choice)}**. So far: "
+            f"{vote_counts(tally.counts)}. The vote closes {discord_timestamp(tally.closes_at)}.",
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
+        )
+
+
+def vote_view(session_id: int, vote: PassageVoteView) -> discord.ui.View:
+    """Return one vote button per candidate of an open vote."""
+    view = discord.ui.View(timeout=None)
+    for choice in range(len(vote.candidates)):
+        view.add_item(VoteButton(session_id, vote.turn_number, choice))
+    return view
 
 
 def version_options(alternatives: Sequence[str]) -> list[discord.SelectOption]:
@@ -232,4 +304,5 @@ DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
     RetryButton,
     UndoButton,
     VersionSelect,
+    VoteButton,
 )

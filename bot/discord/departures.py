@@ -71,7 +71,7 @@ class Departures:
     async def current_player_left(self, view: SessionView) -> bool:
         """Tell whether the player whose turn it is has left the server (the ping would be lost)."""
         player = view.current_player
-        if player is None or view.status != "active" or view.narrator_pending:
+        if player is None or view.status != "active" or view.narrator_pending or view.voting:
             return False
         return not await self.is_member(view.guild_id, player.user_id)
 

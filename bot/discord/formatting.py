@@ -12,7 +12,16 @@ import discord
 from engine.rules.genres import get_preset
 from engine.rules.guild_config import GuildConfig
 from engine.rules.moderation import AuditEntry
-from engine.story.views import LoreView, ParticipantView, Recap, SessionView, TurnView
+from engine.story.passage_votes import candidate_letter
+from engine.story.views import (
+    LoreView,
+    ParticipantView,
+    PassageVoteView,
+    Recap,
+    SessionView,
+    TurnView,
+    VoteClosed,
+)
 
 CONTENT_LIMIT = 2000
 EMBED_TITLE_LIMIT = 256
@@ -63,6 +72,40 @@ def discord_timestamp(moment: datetime, style: str = "R") -> str:
     return f"<t:{int(moment.timestamp())}:{style}>"
 
 
+def vote_counts(counts: Sequence[int]) -> str:
+    """Describe a vote's counts per candidate: "A 1 · B 2 · C 0"."""
+    return " · ".join(f"{candidate_letter(i)} {count}" for i, count in enumerate(counts))
+
+
+def vote_message(vote: PassageVoteView) -> tuple[str, list[discord.Embed]]:
+    """Return the content and one embed per candidate of a vote on the narrator's passage."""
+    content = (
+        "🗳️ The narrator offers "
+        f"{len(vote.candidates)} passages. Vote for the one the story keeps; the vote "
+        f"closes {discord_timestamp(vote.closes_at)} and a tie goes to the narrator's pick (A)."
+    )
+    # Each embed's title is one letter: the descriptions share the rest of the total.
+    limit = min(EMBED_DESCRIPTION_LIMIT, EMBED_TOTAL_LIMIT // len(vote.candidates) - 1)
+    embeds = [
+        discord.Embed(
+            title=candidate_letter(i), description=truncate(text, limit), colour=STORY_COLOUR
+        )
+        for i, text in enumerate(vote.candidates)
+    ]
+    return content, embeds
+
+
+def vote_result(closed: VoteClosed) -> str:
+    """Say which candidate the players chose, for the line before the next turn's ping."""
+    votes = sum(closed.counts)
+    if votes == 0:
+        return f"🗳️ Nobody voted, so the narrator's pick ({candidate_letter(0)}) stands. "
+    return (
+        f"🗳️ The players chose passage {candidate_letter(closed.winner)} "
+        f"({vote_counts(closed.counts)}). "
+    )
+
+
 def format_duration(seconds: int) -> str:
     """Return a short human form of a duration: 90 s, 45 min, 2 h 30 min, 1 day."""
     if seconds < 120:
@@ -103,7 +146,7 @@ def write_hint(*, via_messages: bool) -> str:
 def turn_prompt(view: SessionView, *, via_messages: bool, lead: str = "") -> Ping | None:
     """Return the "your turn" message pinging only the current player, or None."""
     player = view.current_player
-    if player is None or view.narrator_pending or view.status != "active":
+    if player is None or view.narrator_pending or view.voting or view.status != "active":
         return None
     deadline = ""
     if view.turn_deadline is not None:
@@ -123,6 +166,9 @@ def whose_turn(view: SessionView) -> str:
         return "Nobody: the story has ended."
     if view.narrator_pending:
         return "The narrator is writing."
+    if view.voting and view.vote_closes_at is not None:
+        closes = discord_timestamp(view.vote_closes_at)
+        return f"The players are voting on the narrator's passage (the vote closes {closes})."
     if view.current_player is None:
         return "Nobody: everyone has left; join to continue."
     return f"<@{view.current_player.user_id}>"

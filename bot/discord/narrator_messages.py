@@ -19,12 +19,21 @@ from bot.discord.formatting import (
     Ping,
     plain,
     turn_prompt,
+    vote_message,
+    vote_result,
 )
 from bot.discord.permissions import describe_closed_thread, describe_refused_post
 from bot.discord.splitting import MESSAGE_LIMIT, split_message
 from bot.discord.throttle import EditThrottle, MonotonicClock
 from engine.story import StoryService
-from engine.story.views import NarrationOutcome, SessionView, TimeoutOutcome, TurnView
+from engine.story.views import (
+    NarrationOutcome,
+    PassageVoteView,
+    SessionView,
+    TimeoutOutcome,
+    TurnView,
+    VoteClosed,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +51,7 @@ THREAD_CLOSED = 50083
 ChannelResolver = Callable[[int], Awaitable["discord.abc.Messageable | None"]]
 ChannelGetter = Callable[[], Awaitable["discord.abc.Messageable | None"]]
 ViewFactory = Callable[[int, TurnView], "discord.ui.View | None"]
+VoteViewFactory = Callable[[int, PassageVoteView], "discord.ui.View | None"]
 
 
 class PassageStream:
@@ -134,11 +144,20 @@ class PassageStream:
             with contextlib.suppress(Exception):
                 await self._pump_task
 
-    async def finish(self, text: str, view: discord.ui.View | None) -> list[discord.Message]:
-        """Show the final TEXT (always) with VIEW on its last message; return the messages."""
+    async def finish(
+        self,
+        text: str,
+        view: discord.ui.View | None,
+        *,
+        embeds: list[discord.Embed] | None = None,
+    ) -> list[discord.Message]:
+        """Show the final TEXT (always) with VIEW and EMBEDS on its last message.
+
+        Returns the messages.
+        """
         await self._stop_pump()
         async with self._lock:
-            await self._render(text, streaming=False, view=view)
+            await self._render(text, streaming=False, view=view, embeds=embeds)
         return list(self.messages)
 
     async def discard(self) -> None:
@@ -152,7 +171,12 @@ class PassageStream:
             self._contents.clear()
 
     async def _render(
-        self, text: str, *, streaming: bool, view: discord.ui.View | None = None
+        self,
+        text: str,
+        *,
+        streaming: bool,
+        view: discord.ui.View | None = None,
+        embeds: list[discord.Embed] | None = None,
     ) -> None:
         channel = await self.channel()
         if channel is None:
@@ -166,6 +190,8 @@ class PassageStream:
             kwargs: dict[str, Any] = {"allowed_mentions": NO_MENTIONS}
             if last and not streaming:
                 kwargs["view"] = view
+                if embeds:
+                    kwargs["embeds"] = embeds
             if index < len(self.messages):
                 if self._contents[index] == chunk and "view" not in kwargs:
                     continue
@@ -202,6 +228,7 @@ class DiscordNarrationListener:
         resolve_channel: ChannelResolver,
         *,
         view_factory: ViewFactory,
+        vote_view_factory: VoteViewFactory | None = None,
         via_messages: bool = True,
         edit_interval: float = DEFAULT_EDIT_INTERVAL,
         clock: MonotonicClock = time.monotonic,
@@ -212,6 +239,7 @@ class DiscordNarrationListener:
         # Finds out, before a turn is announced, whether its player has left the server.
         self._departures = departures
         self._view_factory = view_factory
+        self._vote_view_factory = vote_view_factory
         self._via_messages = via_messages
         self._edit_interval = edit_interval
         self._clock = clock
@@ -350,6 +378,9 @@ class DiscordNarrationListener:
         self._spawn(f"finish-passage-{job_id}", outcome.session.id, self._finish, stream, outcome)
 
     async def _finish(self, stream: PassageStream, outcome: NarrationOutcome) -> None:
+        if outcome.vote is not None:
+            await self._open_vote(stream, outcome, outcome.vote)
+            return
         view = self._view_factory(outcome.session.id, outcome.turn)
         messages = await stream.finish(outcome.turn.text, view)
         channel = await stream.channel()
@@ -369,6 +400,53 @@ class DiscordNarrationListener:
         if await self._player_left(outcome.session):
             return
         await send_ping(channel, turn_prompt(outcome.session, via_messages=self._via_messages))
+
+    # Votes on passages ---------------------------------------------------------------------
+    async def _open_vote(
+        self, stream: PassageStream, outcome: NarrationOutcome, vote: PassageVoteView
+    ) -> None:
+        """Show the candidates with a button each; the turn is announced when the vote closes."""
+        content, embeds = vote_message(vote)
+        buttons = None
+        if self._vote_view_factory is not None:
+            buttons = self._vote_view_factory(outcome.session.id, vote)
+        messages = await stream.finish(content, buttons, embeds=embeds)
+        if messages:
+            await self.sessions.turns.set_turn_message(
+                outcome.session.id, outcome.turn.number, messages[-1].id
+            )
+
+    async def vote_closed(self, closed: VoteClosed) -> None:
+        """Put the chosen passage in place of the vote and ping the next player."""
+        self._spawn(f"vote-closed-{closed.session.id}", closed.session.id, self._closed, closed)
+
+    async def _closed(self, closed: VoteClosed) -> None:
+        channel = await self._resolve_channel(closed.session.channel_id)
+        if channel is None:
+            return
+        if closed.turn.discord_message_id is not None:
+            await delete_message(channel, closed.turn.discord_message_id)
+
+        async def same_channel() -> discord.abc.Messageable | None:
+            return channel
+
+        stream = self._new_stream(closed.session.id, closed.turn.job_id or "", same_channel)
+        view = self._view_factory(closed.session.id, closed.turn)
+        messages = await stream.finish(closed.turn.text, view)
+        if messages:
+            await self.sessions.turns.set_turn_message(
+                closed.session.id, closed.turn.number, messages[-1].id
+            )
+        lead = vote_result(closed)
+        left = await self._player_left(closed.session, announce=False)
+        ping = (
+            None
+            if left
+            else turn_prompt(closed.session, via_messages=self._via_messages, lead=lead)
+        )
+        await send_ping(channel, ping or Ping(lead.strip(), NO_MENTIONS))
+        if left:
+            await self._announce_departure(closed.session)
 
     async def narration_failed(self, session: SessionView, reason: str) -> None:
         """Drop the unfinished passage and tell the players the turn is theirs."""

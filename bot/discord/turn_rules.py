@@ -43,6 +43,6 @@ def classify_message(view: SessionView | None, user_id: int) -> MessageRole:
     if not any(p.user_id == user_id for p in view.rotation):
         return MessageRole.IGNORE
     current = view.current_player
-    if view.narrator_pending or current is None or current.user_id != user_id:
+    if view.narrator_pending or view.voting or current is None or current.user_id != user_id:
         return MessageRole.OUT_OF_TURN
     return MessageRole.TURN

@@ -23,7 +23,7 @@ from engine.rules.genres import get_preset, validate_sampling
 from engine.safety.flood import FloodLimits
 from engine.safety.storable import find_unstorable, unstorable_reason
 from storage import repositories as repo
-from storage.models import ContentRating, GuildSettings, NarratorCadence
+from storage.models import ContentRating, GuildSettings, NarratorCadence, NarratorChoice
 
 MAX_BLOCKED_WORDS = 500
 
@@ -68,6 +68,13 @@ class GuildConfig(BaseModel):
     )
     narrator_regenerations: int = Field(
         2, ge=0, le=5, description="Narrator retries after a filtered passage before a neutral line"
+    )
+    narrator_choice: NarratorChoice = Field(
+        NarratorChoice.BEST,
+        description="best: the narrator's best candidate is the passage; vote: players vote",
+    )
+    vote_seconds: int = Field(
+        45, ge=10, le=600, description="How long players vote on the narrator's candidates"
     )
     # Flood limits (engine.safety.flood); a high value switches a check off in practice.
     max_repeated_characters: int = Field(

@@ -14,6 +14,7 @@ from engine.story.deadlines import TurnDeadlines
 from engine.story.lifecycle import StoryLifecycle
 from engine.story.lore import LoreBook
 from engine.story.narrator_ledger import NarratorLedger
+from engine.story.passage_votes import PassageVotes
 from engine.story.queries import StoryQueries, StoryRules
 from engine.story.store import StoryStore
 from engine.story.turns import StoryTurns
@@ -22,6 +23,7 @@ __all__ = [
     "Clock",
     "LoreBook",
     "NarratorLedger",
+    "PassageVotes",
     "StoryLifecycle",
     "StoryQueries",
     "StoryRules",
@@ -44,6 +46,7 @@ class StoryService:
     deadlines: TurnDeadlines
     ledger: NarratorLedger
     lore: LoreBook
+    votes: PassageVotes
 
     @classmethod
     def create(
@@ -67,6 +70,7 @@ class StoryService:
             deadlines=TurnDeadlines(store),
             ledger=NarratorLedger(store),
             lore=LoreBook(store),
+            votes=PassageVotes(store),
         )
 
     @property

@@ -16,11 +16,13 @@ from engine.errors import (
 )
 from engine.rules.guild_config import GuildConfig
 from engine.story.clock import Clock, utc_now
+from engine.story.passage_votes import PassageVotes
 from engine.story.store import StoryStore
 from engine.story.views import (
     ParticipantView,
     SessionView,
     TimeoutOutcome,
+    VoteClosed,
 )
 from storage import repositories as repo
 from storage.models import (
@@ -44,6 +46,8 @@ class TurnClocks:
     # Stories whose current player ran out of time, and those due a reminder.
     overdue: tuple[int, ...] = ()
     reminders_due: tuple[int, ...] = ()
+    # Stories whose vote on the narrator's passage is due to close.
+    votes_due: tuple[int, ...] = ()
     # The soonest deadline and the soonest reminder, passed or not.
     next_deadline: datetime | None = None
     next_reminder: datetime | None = None
@@ -56,6 +60,7 @@ class TurnDeadlines:
 
     def __init__(self, store: StoryStore) -> None:
         self._store = store
+        self._votes = PassageVotes(store)
 
     async def read_clocks(self, *, reminders: bool = True) -> TurnClocks:
         """Read every running turn clock at once (one statement, however many stories)."""
@@ -64,12 +69,13 @@ class TurnDeadlines:
             rows = await repo.running_clocks(db=db)
         overdue: list[int] = []
         due: list[int] = []
+        votes_due: list[int] = []
         deadlines: list[datetime] = []
         reminder_times: list[datetime] = []
-        for session_id, deadline, awaits_reminder, timeout in rows:
+        for session_id, deadline, awaits_reminder, timeout, voting in rows:
             deadlines.append(deadline)
             if deadline <= now:
-                overdue.append(session_id)
+                (votes_due if voting else overdue).append(session_id)
                 continue
             if not (reminders and awaits_reminder):
                 continue
@@ -82,6 +88,7 @@ class TurnDeadlines:
             now=now,
             overdue=tuple(overdue),
             reminders_due=tuple(due),
+            votes_due=tuple(votes_due),
             next_deadline=min(deadlines, default=None),
             next_reminder=min(reminder_times, default=None),
             wake_at=min(ahead, default=None),
@@ -112,6 +119,7 @@ class TurnDeadlines:
                 or story.turn_deadline is None
                 or story.turn_deadline > now
                 or loaded.current is None
+                or story.vote_turn is not None  # the vote closes; the player has not begun
             ):
                 return None
             current = loaded.current
@@ -132,6 +140,21 @@ class TurnDeadlines:
             )
 
         return await self._store.transaction(work)
+
+    async def close_due_votes(self, clocks: TurnClocks | None = None) -> list[VoteClosed]:
+        """Close every vote on a narrator passage whose time is up."""
+        if clocks is None:
+            clocks = await self.read_clocks(reminders=False)
+        closed = []
+        for session_id in clocks.votes_due:
+            try:
+                outcome = await self._votes.close(session_id, clocks.now)
+            except StoryError as exc:
+                log.info("vote of session %s not closed: %s", session_id, exc)
+                continue
+            if outcome is not None:
+                closed.append(outcome)
+        return closed
 
     async def next_reminder(self) -> datetime | None:
         """Return when the next turn reminder falls due."""
@@ -187,6 +210,7 @@ def reminder_time(deadline: datetime, timeout_seconds: int) -> datetime:
 
 TimeoutListener = Callable[[TimeoutOutcome], Awaitable[None]]
 ReminderListener = Callable[[SessionView], Awaitable[None]]
+VoteListener = Callable[[VoteClosed], Awaitable[None]]
 
 
 STOP_GRACE_SECONDS = 5.0
@@ -215,6 +239,8 @@ class TurnTimeoutScheduler:
         self._on_timeout = on_timeout
         # Called once per turn when a quarter of the player's time is left (front-ends set it).
         self.on_reminder = on_reminder
+        # Called when a vote on a narrator passage has closed (front-ends set it).
+        self.on_vote_closed: VoteListener | None = None
         self._clock = clock
         self._max_sleep = max_sleep_seconds
         self._wake = asyncio.Event()
@@ -243,6 +269,15 @@ class TurnTimeoutScheduler:
                 await self._on_timeout(outcome)
             except Exception:
                 log.exception("timeout listener failed for session %s", outcome.session.id)
+        # Votes close whether or not a front-end listens: a story must not wait on one.
+        votes = await self._deadlines.close_due_votes(clocks)
+        for closed in votes:
+            if self.on_vote_closed is None:
+                continue
+            try:
+                await self.on_vote_closed(closed)
+            except Exception:
+                log.exception("vote listener failed for session %s", closed.session.id)
         reminded: list[SessionView] = []
         if self.on_reminder is not None:
             reminded = await self._deadlines.take_due_reminders(clocks)
@@ -251,7 +286,7 @@ class TurnTimeoutScheduler:
                     await self.on_reminder(session)
                 except Exception:
                     log.exception("reminder listener failed for session %s", session.id)
-        if outcomes or reminded:
+        if outcomes or reminded or votes:
             # Those turns have new clocks the reading above did not see.
             return outcomes, 0.0
         if clocks.wake_at is None:

@@ -13,6 +13,7 @@ from engine.errors import (
     InvalidState,
     PermissionDenied,
 )
+from engine.story.passage_votes import open_vote, vote_view
 from engine.story.store import LoadedStory, StoryStore
 from engine.story.views import (
     NarrationOutcome,
@@ -54,6 +55,7 @@ class NarratorLedger:
             raise PermissionDenied(f"Only players in this story can {verb} the narrator.")
         if loaded.story.narrator_pending:
             raise InvalidState("The narrator is already writing.")
+        self._store.require_no_vote(loaded)
         return loaded
 
     async def request_narration(self, channel_id: int, actor: Actor) -> NarrationRequest:
@@ -103,7 +105,10 @@ class NarratorLedger:
             if existing is not None:
                 await db.refresh(existing)
                 return NarrationOutcome(
-                    session=SessionView.of(story), turn=TurnView.of(existing), duplicate=True
+                    session=SessionView.of(story),
+                    turn=TurnView.of(existing),
+                    duplicate=True,
+                    vote=vote_view(loaded, existing),
                 )
             if story.narrator_job_id != job_id or story.status == SessionStatus.ENDED:
                 log.info("session %s: result of stale job %s ignored", session_id, job_id)
@@ -141,6 +146,8 @@ class NarratorLedger:
             turn.alternatives.extend(TurnAlternative(text=spare, spare=True) for spare in spares)
             story.narrator_job_id = None
             story.narrator_retry_turn = None
+            if retry_of is None and story.status == SessionStatus.ACTIVE:
+                open_vote(loaded, turn, self._store.clock())
             if story.status == SessionStatus.ACTIVE and loaded.current is not None:
                 story.turn_deadline = self._store.deadline(loaded)
             await db.flush()
@@ -149,6 +156,7 @@ class NarratorLedger:
                 session=await self._store.refresh(db, story),
                 turn=TurnView.of(turn),
                 duplicate=False,
+                vote=vote_view(loaded, turn),
             )
 
         try:
@@ -243,6 +251,8 @@ class NarratorLedger:
             turn = await repo.get_turn(db=db, session_id=session_id, number=number)
             if turn is None or turn.kind != TurnKind.NARRATOR:
                 raise InvalidState("That narrator passage no longer exists.")
+            if story.vote_turn == number:
+                self._store.require_no_vote(loaded)
             if not 0 <= index < len(turn.alternatives):
                 raise InvalidState("That version does not exist.")
             chosen = turn.alternatives[index]

@@ -13,7 +13,13 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from engine.actors import Actor
 from engine.database import reporting_sessions
-from engine.errors import ConcurrentChange, InvalidState, PermissionDenied, SessionNotFound
+from engine.errors import (
+    ConcurrentChange,
+    InvalidState,
+    PermissionDenied,
+    SessionNotFound,
+    StoryError,
+)
 from engine.protocol import new_job_id
 from engine.rules.guard import ContentGuard, ContentRefused, RateLimited, Where, effective_rating
 from engine.rules.guild_config import GuildConfig, is_moderator
@@ -186,8 +192,23 @@ class StoryStore:
         self.guard.check(loaded.config, loaded.rating, text, kind, loaded.where(actor))
 
     def deadline(self, loaded: LoadedStory) -> datetime:
-        """Return when a turn handed out now runs out."""
+        """Return when a turn handed out now runs out (while a vote is open: when it closes).
+
+        The next player's clock starts only once the players have chosen the passage.
+        """
+        story = loaded.story
+        if story.vote_turn is not None and story.vote_closes_at is not None:
+            return story.vote_closes_at
         return self.clock() + timedelta(seconds=loaded.config.turn_timeout_seconds)
+
+    @staticmethod
+    def require_no_vote(loaded: LoadedStory, error: type[StoryError] = InvalidState) -> None:
+        """Refuse while the players are choosing the narrator's latest passage."""
+        if loaded.story.vote_turn is not None:
+            raise error(
+                "The players are voting on the narrator's passage; "
+                "the story goes on when the vote closes."
+            )
 
     @staticmethod
     def has_host_powers(loaded: LoadedStory, actor: Actor) -> bool:

@@ -72,6 +72,7 @@ class StoryTurns:
         self._store.require_status(loaded, SessionStatus.ACTIVE)
         if loaded.story.narrator_pending:
             raise NotYourTurn("The narrator is still writing; wait for its passage.")
+        self._store.require_no_vote(loaded, NotYourTurn)
         current = loaded.current
         if current is None or current.user_id != actor.user_id:
             whose = current.display_name if current else "nobody"
@@ -181,6 +182,7 @@ class StoryTurns:
         async def work(db: AsyncSession) -> UndoOutcome:
             loaded = await self._store.load(db, channel_id=channel_id)
             self._store.require_status(loaded, SessionStatus.ACTIVE, SessionStatus.PAUSED)
+            self._store.require_no_vote(loaded)
             story = loaded.story
             last = await repo.last_turn(db=db, session_id=story.id)
             if last is None:
@@ -229,6 +231,7 @@ class StoryTurns:
         async def work(db: AsyncSession) -> SkipOutcome:
             loaded = await self._store.load(db, channel_id=channel_id)
             self._store.require_status(loaded, SessionStatus.ACTIVE)
+            self._store.require_no_vote(loaded)
             story = loaded.story
             seats = active_seats(story.participants)
             needed = len(seats) // 2 + 1

@@ -64,11 +64,18 @@ class SessionView:
     narrator_retry_turn: int | None
     created_at: datetime
     ended_at: datetime | None
+    # When the players' vote on the narrator's latest passage closes (None: no vote open).
+    vote_closes_at: datetime | None = None
 
     @property
     def narrator_pending(self) -> bool:
         """Tell whether the narrator owes a passage before the next player writes."""
         return self.narrator_job_id is not None
+
+    @property
+    def voting(self) -> bool:
+        """Tell whether the players are choosing the narrator's latest passage."""
+        return self.vote_closes_at is not None
 
     @property
     def rotation(self) -> tuple[ParticipantView, ...]:
@@ -101,6 +108,7 @@ class SessionView:
             narrator_retry_turn=row.narrator_retry_turn,
             created_at=row.created_at,
             ended_at=row.ended_at,
+            vote_closes_at=row.vote_closes_at if row.vote_turn is not None else None,
         )
 
 
@@ -274,6 +282,37 @@ class NarrationOutcome:
     session: SessionView
     turn: TurnView
     duplicate: bool
+    # The players vote among candidates of this passage before the story goes on.
+    vote: PassageVoteView | None = None
+
+
+@dataclass(frozen=True)
+class PassageVoteView:
+    """An open vote among a narrator passage's candidates."""
+
+    turn_number: int
+    # The reranker's pick first, then the runners-up in its order.
+    candidates: tuple[str, ...]
+    closes_at: datetime
+
+
+@dataclass(frozen=True)
+class VoteTally:
+    """The votes cast so far, one count per candidate, and the voter's own choice."""
+
+    counts: tuple[int, ...]
+    choice: int
+    closes_at: datetime
+
+
+@dataclass(frozen=True)
+class VoteClosed:
+    """A vote on a narrator passage closed: the winner is the passage, the next turn begins."""
+
+    session: SessionView
+    turn: TurnView
+    counts: tuple[int, ...]
+    winner: int
 
 
 @dataclass(frozen=True)

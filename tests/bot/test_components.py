@@ -11,11 +11,13 @@ from bot.discord.components import (
     RetryButton,
     UndoButton,
     VersionSelect,
+    VoteButton,
     narrator_view,
     retry_id,
     undo_id,
     version_id,
     version_options,
+    vote_id,
 )
 
 
@@ -29,6 +31,7 @@ def test_custom_ids_match_their_templates_and_fit_discord() -> None:
         (RetryButton, retry_id(big, 99999)),
         (UndoButton, undo_id(big, 99999)),
         (VersionSelect, version_id(big, 99999)),
+        (VoteButton, vote_id(big, 99999, 2)),
     ]:
         match = template(item).fullmatch(custom_id)
         assert match is not None and int(match["session"]) == big
@@ -36,11 +39,15 @@ def test_custom_ids_match_their_templates_and_fit_discord() -> None:
 
 
 def test_templates_do_not_overlap() -> None:
+    examples = {
+        RetryButton: retry_id(1, 2),
+        UndoButton: undo_id(1, 2),
+        VersionSelect: version_id(1, 2),
+        VoteButton: vote_id(1, 2, 0),
+    }
     for item in DYNAMIC_ITEMS:
         others = [other for other in DYNAMIC_ITEMS if other is not item]
-        custom_id = {RetryButton: retry_id, UndoButton: undo_id, VersionSelect: version_id}[item](
-            1, 2
-        )
+        custom_id = examples[item]
         assert not any(template(other).fullmatch(custom_id) for other in others)
 
 

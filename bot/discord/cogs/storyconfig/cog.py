@@ -23,7 +23,7 @@ from bot.discord.replies import reply
 from engine.errors import InvalidSetting
 from engine.protocol.bounds import field_bounds
 from engine.protocol.sampling import SamplingSettings
-from engine.rules import ContentRating
+from engine.rules import ContentRating, NarratorChoice
 from engine.rules.guild_config import GuildConfig
 
 if TYPE_CHECKING:
@@ -62,6 +62,11 @@ CHANNEL_RATING_CHOICES = [
     app_commands.Choice(name="Follow the server's rating", value="server"),
 ]
 REGENERATIONS_LOW, REGENERATIONS_HIGH = field_bounds(GuildConfig, "narrator_regenerations")
+VOTE_LOW, VOTE_HIGH = field_bounds(GuildConfig, "vote_seconds")
+CHOICE_CHOICES = [
+    app_commands.Choice(name="The narrator's best candidate (default)", value="best"),
+    app_commands.Choice(name="Players vote among the best 2-3 candidates", value="vote"),
+]
 REPEATS_LOW, REPEATS_HIGH = field_bounds(GuildConfig, "max_repeated_characters")
 WORD_REPEATS_LOW, WORD_REPEATS_HIGH = field_bounds(GuildConfig, "max_repeated_words")
 EMOJI_LOW, EMOJI_HIGH = field_bounds(GuildConfig, "max_emoji")
@@ -134,6 +139,24 @@ class StoryConfigCog(
     ) -> None:
         """Set the narrator's cadence."""
         await self._update(interaction, narrator_cadence=cadence.value)
+
+    @app_commands.command(name="narrator", description="Set who picks the narrator's passage")
+    @app_commands.describe(
+        choice="The narrator's best candidate, or a vote of the players among the best ones",
+        vote_seconds=f"How long a vote stays open, in seconds ({VOTE_LOW} to {VOTE_HIGH})",
+    )
+    @app_commands.choices(choice=CHOICE_CHOICES)
+    async def narrator(
+        self,
+        interaction: discord.Interaction[Any],
+        choice: app_commands.Choice[str],
+        vote_seconds: app_commands.Range[int, VOTE_LOW, VOTE_HIGH] | None = None,
+    ) -> None:
+        """Set how the narrator's passage is chosen (and how long a vote lasts)."""
+        changes: dict[str, Any] = {"narrator_choice": NarratorChoice(choice.value)}
+        if vote_seconds is not None:
+            changes["vote_seconds"] = vote_seconds
+        await self._update(interaction, **changes)
 
     @app_commands.command(name="timeout", description="Set how long a player has for a turn")
     @app_commands.describe(
