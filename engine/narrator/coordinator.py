@@ -148,6 +148,7 @@ class NarratorCoordinator:
         job = GenerationJob(
             job_id=request.job_id,
             session_id=request.session_id,
+            guild_id=rules.session.guild_id,
             request=NarrateRequest(
                 context=context,
                 sampling=SamplingSettings(**self._sampling(rules)),
@@ -405,6 +406,7 @@ class NarratorCoordinator:
         job = GenerationJob(
             job_id=summary_job_id(session_id, task.covers_through_turn),
             session_id=session_id,
+            guild_id=rules.session.guild_id,
             request=SummariseRequest(
                 previous_summary=task.previous_summary,
                 turns=task.turns,

@@ -21,6 +21,8 @@ class GenerationJob:
     session_id: int
     request: JobRequest
     enqueued_at: float = field(default_factory=time.time)
+    # The story's server: workers share their slots fairly between servers (None: unknown).
+    guild_id: int | None = None
 
     @property
     def kind(self) -> JobKind:
@@ -80,16 +82,16 @@ class MalformedRequest(WireFormatError):
 
 def encode_job(job: GenerationJob) -> str:
     """Encode a job as JSON for the queue."""
-    return json.dumps(
-        {
-            "job_id": job.job_id,
-            "session_id": job.session_id,
-            "kind": job.kind,
-            "request": job.request.to_dict(),
-            "enqueued_at": job.enqueued_at,
-        },
-        separators=(",", ":"),
-    )
+    data: dict[str, Any] = {
+        "job_id": job.job_id,
+        "session_id": job.session_id,
+        "kind": job.kind,
+        "request": job.request.to_dict(),
+        "enqueued_at": job.enqueued_at,
+    }
+    if job.guild_id is not None:
+        data["guild_id"] = job.guild_id
+    return json.dumps(data, separators=(",", ":"))
 
 
 def decode_job(raw: str) -> GenerationJob:
@@ -108,13 +110,15 @@ def decode_job(raw: str) -> GenerationJob:
     try:
         request = request_from_dict(kind, data["request"])
         enqueued_at = float(_field(data, "enqueued_at", (int, float)))
+        # Optional: jobs queued by an older bot carry no server.
+        guild_id = _field(data, "guild_id", int) if data.get("guild_id") is not None else None
     except KeyError as missing:
         raise MalformedRequest(
             job_id, session_id, kind, f"job message lacks field {missing}"
         ) from None
     except (JobRejected, WireFormatError) as error:
         raise MalformedRequest(job_id, session_id, kind, str(error)) from error
-    return GenerationJob(job_id, session_id, request, enqueued_at)
+    return GenerationJob(job_id, session_id, request, enqueued_at, guild_id)
 
 
 def encode_event(event: JobEvent) -> str:

@@ -19,6 +19,7 @@ from engine.queue.interfaces import (
     StreamingProcessor,
     WorkerQueue,
 )
+from engine.worker.fair_share import DEFAULT_LOOKAHEAD, FairShare
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,10 @@ class WorkerLoop:
     With a streaming processor (``streaming`` True: the model worker's), jobs are not
     batched here at all: each job is fetched as soon as the processor has room, joins
     its continuously batched decode loop at the next step, and is published the moment
-    it ends, whatever the others are doing. Jobs beyond the processor's room stay in the
-    queue, where another worker may take them.
+    it ends, whatever the others are doing. When a slot frees, the worker claims up to
+    ``lookahead`` jobs more than it has room for and starts them round-robin by server
+    (engine.worker.fair_share), so one server's burst cannot starve another's story; the
+    rest stay in the queue, where another worker may take them.
     """
 
     def __init__(
@@ -46,6 +49,7 @@ class WorkerLoop:
         fetch_wait_s: float = 1.0,
         progress_interval_s: float = 0.3,
         publish_window_s: float = PUBLISH_WINDOW_S,
+        lookahead: int = DEFAULT_LOOKAHEAD,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -56,6 +60,7 @@ class WorkerLoop:
         self._fetch_wait_s = fetch_wait_s
         self._progress_interval_s = progress_interval_s
         self._publish_window_s = publish_window_s
+        self._lookahead = max(0, lookahead)
         self._stopping = False
         self._drained = asyncio.Event()
 
@@ -95,6 +100,7 @@ class WorkerLoop:
         loop = asyncio.get_running_loop()
         finished: asyncio.Queue[tuple[Delivery, JobOutcome, float]] = asyncio.Queue()
         in_flight: dict[str, Delivery] = {}
+        waiting = FairShare()
         forwarder = _ProgressForwarder(self._queue, [], loop, self._progress_interval_s)
         publisher = asyncio.create_task(self._publish_finished(finished, in_flight, forwarder))
         outages = 0
@@ -104,9 +110,12 @@ class WorkerLoop:
                 if room <= 0:
                     await asyncio.sleep(0.02)
                     continue
+                want = room + self._lookahead - len(waiting)
                 try:
-                    wait_s = self._fetch_wait_s if not in_flight else 0.05
-                    deliveries = await self._queue.fetch(room, wait_s)
+                    if want > 0:
+                        idle = not in_flight and not len(waiting)
+                        wait_s = self._fetch_wait_s if idle else 0.05
+                        waiting.add(await self._queue.fetch(want, wait_s))
                     outages = 0
                 except QueueClosed:
                     break
@@ -114,11 +123,12 @@ class WorkerLoop:
                     outages += 1
                     log.warning("job queue unavailable (%s); retrying", error)
                     await asyncio.sleep(min(5.0, 0.1 * 2**outages))
-                    continue
+                    if not len(waiting):
+                        continue
                 if self._stopping:
-                    await self._queue.release(deliveries)
                     break
-                for delivery in deliveries:
+                while room > 0 and (delivery := waiting.take()) is not None:
+                    room -= 1
                     in_flight[delivery.job.job_id] = delivery
                     forwarder.add(delivery)
                     started = time.monotonic()
@@ -133,7 +143,13 @@ class WorkerLoop:
                             )
 
                     processor.submit(delivery.job, forwarder.report, done)
-            # Stopping: the jobs started are finished and published first.
+            # Stopping: jobs not started go back to the queue; those started are finished
+            # and published first.
+            unstarted = waiting.drain()
+            if unstarted:
+                # A queue that cannot take them back lets their claims lapse instead.
+                with contextlib.suppress(QueueClosed, QueueUnavailable):
+                    await self._queue.release(unstarted)
             while in_flight and not publisher.done():
                 self._drained.clear()
                 drained = asyncio.ensure_future(self._drained.wait())
@@ -141,7 +157,7 @@ class WorkerLoop:
                 drained.cancel()
         except asyncio.CancelledError:
             await asyncio.to_thread(processor.cancel_all)
-            await self._queue.release(list(in_flight.values()))
+            await self._queue.release([*in_flight.values(), *waiting.drain()])
             raise
         finally:
             publisher.cancel()
