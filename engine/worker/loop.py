@@ -33,10 +33,10 @@ class WorkerLoop:
     With a streaming processor (``streaming`` True: the model worker's), jobs are not
     batched here at all: each job is fetched as soon as the processor has room, joins
     its continuously batched decode loop at the next step, and is published the moment
-    it ends, whatever the others are doing. When a slot frees, the worker claims up to
-    ``lookahead`` jobs more than it has room for and starts them round-robin by server
-    (engine.worker.fair_share), so one server's burst cannot starve another's story; the
-    rest stay in the queue, where another worker may take them.
+    it ends, whatever the others are doing. When rows free, the worker claims up to
+    ``lookahead`` jobs more than it has room for, starts those of the servers it served
+    longest ago (engine.worker.fair_share), so one server's burst cannot starve another's
+    story, and hands the rest straight back to the queue, where any worker may take them.
     """
 
     def __init__(
@@ -61,6 +61,7 @@ class WorkerLoop:
         self._progress_interval_s = progress_interval_s
         self._publish_window_s = publish_window_s
         self._lookahead = max(0, lookahead)
+        self._fair_share = FairShare()
         self._stopping = False
         self._drained = asyncio.Event()
 
@@ -100,7 +101,6 @@ class WorkerLoop:
         loop = asyncio.get_running_loop()
         finished: asyncio.Queue[tuple[Delivery, JobOutcome, float]] = asyncio.Queue()
         in_flight: dict[str, Delivery] = {}
-        waiting = FairShare()
         forwarder = _ProgressForwarder(self._queue, [], loop, self._progress_interval_s)
         publisher = asyncio.create_task(self._publish_finished(finished, in_flight, forwarder))
         outages = 0
@@ -110,12 +110,9 @@ class WorkerLoop:
                 if room <= 0:
                     await asyncio.sleep(0.02)
                     continue
-                want = room + self._lookahead - len(waiting)
                 try:
-                    if want > 0:
-                        idle = not in_flight and not len(waiting)
-                        wait_s = self._fetch_wait_s if idle else 0.05
-                        waiting.add(await self._queue.fetch(want, wait_s))
+                    wait_s = self._fetch_wait_s if not in_flight else 0.05
+                    deliveries = await self._queue.fetch(room + self._lookahead, wait_s)
                     outages = 0
                 except QueueClosed:
                     break
@@ -123,12 +120,14 @@ class WorkerLoop:
                     outages += 1
                     log.warning("job queue unavailable (%s); retrying", error)
                     await asyncio.sleep(min(5.0, 0.1 * 2**outages))
-                    if not len(waiting):
-                        continue
+                    continue
                 if self._stopping:
+                    await self._queue.release(deliveries)
                     break
-                while room > 0 and (delivery := waiting.take()) is not None:
-                    room -= 1
+                start, rest = self._fair_share.choose(deliveries, room)
+                if rest:
+                    await self._hand_back(rest)
+                for delivery in start:
                     in_flight[delivery.job.job_id] = delivery
                     forwarder.add(delivery)
                     started = time.monotonic()
@@ -143,13 +142,7 @@ class WorkerLoop:
                             )
 
                     processor.submit(delivery.job, forwarder.report, done)
-            # Stopping: jobs not started go back to the queue; those started are finished
-            # and published first.
-            unstarted = waiting.drain()
-            if unstarted:
-                # A queue that cannot take them back lets their claims lapse instead.
-                with contextlib.suppress(QueueClosed, QueueUnavailable):
-                    await self._queue.release(unstarted)
+            # Stopping: the jobs started are finished and published first.
             while in_flight and not publisher.done():
                 self._drained.clear()
                 drained = asyncio.ensure_future(self._drained.wait())
@@ -157,7 +150,7 @@ class WorkerLoop:
                 drained.cancel()
         except asyncio.CancelledError:
             await asyncio.to_thread(processor.cancel_all)
-            await self._queue.release([*in_flight.values(), *waiting.drain()])
+            await self._queue.release(list(in_flight.values()))
             raise
         finally:
             publisher.cancel()
@@ -165,6 +158,14 @@ class WorkerLoop:
                 await publisher
             forwarder.abandon()
         log.info("worker loop stopped")
+
+    async def _hand_back(self, deliveries: list[Delivery]) -> None:
+        """Return claimed jobs not started now to the queue, for the next free row anywhere."""
+        try:
+            await self._queue.release(deliveries)
+        except (QueueClosed, QueueUnavailable) as error:
+            # Their claims lapse instead, and the queue hands them out again after that.
+            log.warning("could not hand back %d job(s) (%s)", len(deliveries), error)
 
     async def _publish_finished(
         self,

@@ -20,6 +20,7 @@ from engine.queue import (
     SessionBusy,
 )
 from engine.worker.loop import WorkerLoop
+from tests.engine.worker.test_streaming_loop import TimedProcessor
 
 from support.protocol import narrate_request, story_context
 
@@ -388,3 +389,23 @@ async def test_job_whose_request_no_worker_can_read_fails_once_without_retry(bac
         await producer.enqueue(make_job(6))
     await producer.ack(failed)
     assert await producer.enqueue(make_job(6)) == 1
+
+
+async def test_a_streaming_worker_serves_another_servers_job_before_a_burst_ends(backend):
+    """Jobs handed back for fairness are taken again first in line, and not as failures."""
+    producer = await backend.producer()
+    worker = await backend.worker()
+    events = backend.watch(producer)
+    for session_id in range(1, 7):  # one server's burst, queued first
+        await producer.enqueue(replace(make_job(session_id), guild_id=100))
+    await producer.enqueue(replace(make_job(7), guild_id=200))
+    loop = WorkerLoop(worker, TimedProcessor(rows=1), fetch_wait_s=0.1)
+    running = asyncio.create_task(loop.run())
+    try:
+        finals = [await events.next_final(within_s=10) for _ in range(7)]
+    finally:
+        loop.stop()
+        await asyncio.wait_for(running, 10)
+    assert [f.session_id for f in finals] == [1, 7, 2, 3, 4, 5, 6]
+    assert all(isinstance(f, JobCompleted) for f in finals)
+    assert {f.meta["delivery_count"] for f in finals} == {1}

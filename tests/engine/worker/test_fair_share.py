@@ -24,27 +24,37 @@ def delivery(session_id: int, guild_id: int | None) -> Delivery:
     return Delivery(job(session_id, guild_id), 1, str(session_id))
 
 
+def sessions(deliveries: list[Delivery]) -> list[int]:
+    return [d.job.session_id for d in deliveries]
+
+
 def test_servers_take_turns_and_each_keeps_its_own_order() -> None:
     share = FairShare()
-    share.add([delivery(n, 1) for n in (1, 2, 3, 4)])
-    share.add([delivery(5, 2), delivery(6, None), delivery(7, 2), delivery(8, None)])
-    assert len(share) == 8
-    taken = []
-    while (d := share.take()) is not None:
-        taken.append(d.job.session_id)
-    assert taken == [1, 5, 6, 2, 7, 8, 3, 4]
-    assert len(share) == 0
+    claimed = [delivery(n, 1) for n in (1, 2, 3, 4)]
+    claimed += [delivery(5, 2), delivery(6, None), delivery(7, 2), delivery(8, None)]
+    start, rest = share.choose(claimed, 6)
+    assert sessions(start) == [1, 5, 6, 2, 7, 8]
+    assert sessions(rest) == [3, 4]
 
 
-def test_a_server_that_comes_back_waits_behind_those_already_waiting() -> None:
+def test_the_server_served_longest_ago_goes_first_across_choices() -> None:
     share = FairShare()
-    share.add([delivery(1, 1), delivery(2, 2), delivery(3, 2)])
-    assert share.take().job.session_id == 1  # type: ignore[union-attr]
-    share.add([delivery(4, 1)])
-    assert [share.take().job.session_id for _ in range(3)] == [2, 4, 3]  # type: ignore[union-attr]
-    share.add([delivery(5, 3)])
-    assert [d.job.session_id for d in share.drain()] == [5]
-    assert share.take() is None
+    # One row at a time, as a busy worker frees them: server 1's burst, then server 2.
+    start, _ = share.choose([delivery(1, 1), delivery(2, 1), delivery(3, 1)], 1)
+    assert sessions(start) == [1]
+    start, rest = share.choose([delivery(2, 1), delivery(3, 1), delivery(9, 2)], 1)
+    assert sessions(start) == [9] and sessions(rest) == [2, 3]
+    start, _ = share.choose([delivery(2, 1), delivery(3, 1), delivery(10, 2)], 1)
+    assert sessions(start) == [2]  # server 1 waited longer than server 2 now
+    assert share.choose([], 3) == ([], [])
+
+
+def test_forgotten_servers_count_as_never_served() -> None:
+    share = FairShare(remembered=2)
+    for guild in (1, 2, 3):  # server 1 is forgotten when server 3 is served
+        share.choose([delivery(guild, guild)], 1)
+    start, _ = share.choose([delivery(20, 2), delivery(10, 1)], 1)
+    assert sessions(start) == [10]
 
 
 def test_the_server_travels_with_the_job_and_older_jobs_have_none() -> None:
@@ -74,18 +84,19 @@ async def test_one_servers_burst_does_not_hold_back_another_servers_story() -> N
     await queue.close()
 
 
-async def test_jobs_claimed_but_not_started_go_back_to_the_queue_when_the_worker_stops() -> None:
+async def test_jobs_claimed_but_not_started_go_straight_back_to_the_queue() -> None:
     queue = MemoryQueue(QueueConfig())
     for session_id in (5, 6, 7):
         await queue.enqueue(job(session_id, 100))
     processor = TimedProcessor(rows=1)
     loop = WorkerLoop(queue, processor, fetch_wait_s=0.1)
     running = asyncio.create_task(loop.run())
-    await asyncio.sleep(0.2)  # the first job runs; the other two wait, claimed
+    await asyncio.sleep(0.2)  # the first job runs for half a second
+
+    # Another worker can take the other two at once: nothing is held back from it.
+    fetched = await queue.fetch(5, 0.2)
+    assert sorted(d.job.session_id for d in fetched) == [6, 7]
+    assert processor.most_running == 1
     loop.stop()
     await asyncio.wait_for(running, 5)
-
-    # Another worker takes the two at once: they were handed back, not left to lapse.
-    fetched = await queue.fetch(5, 0.5)
-    assert sorted(d.job.session_id for d in fetched) == [6, 7]
     await queue.close()
