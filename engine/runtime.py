@@ -101,6 +101,7 @@ class StoryRuntime:
             service=story, contexts=contexts, queue=queue, listener=listener
         )
         configs.subscribe(narrator.forget_rules)
+        story.store.on_jobs_replaced = narrator.withdraw
         runtime = cls(
             db_engine=db_engine,
             story=story,

@@ -247,7 +247,7 @@ class DiscordNarrationListener:
         self._sessions: StoryService | None = None
         self._streams: dict[str, PassageStream] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        # A cancelled job keeps generating, and reporting progress, until it finishes.
+        # A cancelled job may still report progress until its worker sees the cancellation.
         self._withdrawn: dict[str, None] = {}
 
     def bind(self, sessions: StoryService) -> None:

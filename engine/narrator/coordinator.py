@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from typing import Any, Protocol
 
 from engine.errors import StoryError, StoryUnavailable
@@ -26,6 +27,8 @@ from storage.models import ViolationAction
 log = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 5.0
+# Finished jobs remembered so a story letting go of one asks the queue nothing.
+JOBS_REMEMBERED_OVER = 4096
 
 # Stored instead of a passage the filters refused every time; the players carry on from it.
 NEUTRAL_PASSAGE = "The scene shifts quietly, and the story waits for its next turn."
@@ -106,6 +109,10 @@ class NarratorCoordinator:
         # restart) instead of on every progress event; dropped with the job's final event
         # and whenever its server's rules change.
         self._job_rules: dict[str, tuple[StoryRules, ContentPolicy]] = {}
+        # Jobs known to be over (their final event handled, or never queued), newest last:
+        # a story that stops waiting for one of these has nothing to cancel.
+        self._over: OrderedDict[str, None] = OrderedDict()
+        self._withdrawals: set[asyncio.Task[None]] = set()
 
     async def _rules(self, session_id: int) -> tuple[StoryRules, ContentPolicy]:
         """Read a story and its server's rules once, with the content policy they make."""
@@ -118,6 +125,36 @@ class NarratorCoordinator:
         if known is None:
             known = self._job_rules[job_id] = await self._rules(session_id)
         return known
+
+    def _mark_over(self, job_id: str) -> None:
+        self._over[job_id] = None
+        while len(self._over) > JOBS_REMEMBERED_OVER:
+            self._over.popitem(last=False)
+
+    def withdraw(self, job_ids: set[str]) -> None:
+        """Cancel, in the queue, jobs that stories stopped waiting for and that may still run.
+
+        Called after a commit (see StoryStore.on_jobs_replaced): a passage undone, skipped
+        or ended mid-generation frees its worker's rows at the next step instead of running
+        to its end. Best effort: a job the queue cannot cancel finishes and is ignored.
+        """
+        running = sorted(job_id for job_id in job_ids if job_id not in self._over)
+        if not running:
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._cancel_in_queue(running), name="narrator-withdraw"
+        )
+        self._withdrawals.add(task)
+        task.add_done_callback(self._withdrawals.discard)
+
+    async def _cancel_in_queue(self, job_ids: list[str]) -> None:
+        for job_id in job_ids:
+            try:
+                await self._queue.cancel(job_id)
+            except QueueError as error:
+                log.info("could not cancel job %s in the queue (%s)", job_id, error)
+                return
+            log.info("narrator job %s cancelled: its story no longer waits for it", job_id)
 
     def forget_rules(self, guild_id: int) -> None:
         """Drop the rules kept for a server's running jobs (its configuration changed)."""
@@ -258,6 +295,7 @@ class NarratorCoordinator:
                 # The server's rules changed since it was kept: it can never be used.
                 await ledger.drop_spare(request.session_id, spare_id)
                 continue
+            self._mark_over(request.job_id)  # answered without a job
             outcome = await ledger.record_narration(
                 request.session_id, request.job_id, text, spare_id=spare_id
             )
@@ -273,6 +311,7 @@ class NarratorCoordinator:
 
     async def _give_up(self, session_id: int, job_id: str, reason: str) -> SessionView | None:
         self._job_rules.pop(job_id, None)
+        self._mark_over(job_id)  # never queued
         log.warning("session %s: narration %s not queued (%s)", session_id, job_id, reason)
         return await self._service.ledger.narration_failed(session_id, job_id)
 
@@ -323,6 +362,7 @@ class NarratorCoordinator:
         text = strip_control_characters(event.text)
         rules, policy = await self._rules_of_job(event.session_id, event.job_id)
         self._job_rules.pop(event.job_id, None)  # the job is over, whatever happens next
+        self._mark_over(event.job_id)
         verdict = policy.check(text, TextKind.NARRATION)
         replaced = False
         if not verdict.allowed:
@@ -378,6 +418,7 @@ class NarratorCoordinator:
             await self._after_summary(event.job_id)
             return
         self._job_rules.pop(event.job_id, None)
+        self._mark_over(event.job_id)
         session = await self._service.ledger.narration_failed(event.session_id, event.job_id)
         await self._queue.ack(event)
         if session is not None:
@@ -449,6 +490,8 @@ class NarratorCoordinator:
 
     async def stop(self) -> None:
         """Stop consuming events, letting the event being applied finish first."""
+        if self._withdrawals:
+            await asyncio.wait(set(self._withdrawals), timeout=STOP_GRACE_SECONDS)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

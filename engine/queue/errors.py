@@ -53,3 +53,10 @@ class QueueClosed(QueueError):
 
     def __init__(self) -> None:
         super().__init__("The job queue is closed.")
+
+
+class JobCancelled(Exception):
+    """The story no longer wants the job (undone, skipped, ended): it stops, never retried."""
+
+    def __init__(self) -> None:
+        super().__init__("cancelled: the story no longer wants this passage")

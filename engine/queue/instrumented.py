@@ -66,6 +66,11 @@ class InstrumentedProcessor:
             self._count(-1)
             raise
 
+    def cancel(self, job_id: str) -> bool:
+        """Stop one job of the wrapped streaming processor; False when it cannot."""
+        cancel = getattr(self._streaming_processor(), "cancel", None)
+        return bool(cancel(job_id)) if callable(cancel) else False
+
     def cancel_all(self) -> None:
         """Stop every job of the wrapped streaming processor."""
         self._streaming_processor().cancel_all()
@@ -150,6 +155,10 @@ class InstrumentedWorkerQueue(WorkerQueue):
             self._first_text_seen.add(job.job_id)
             TIME_TO_FIRST_TEXT.observe(max(0.0, time.time() - job.enqueued_at))
         await self._inner.progress(delivery, text)
+
+    async def cancelled(self, job_ids: Sequence[str]) -> set[str]:
+        """Return which of JOB_IDS producers cancelled."""
+        return await self._inner.cancelled(job_ids)
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
         """Hand unfinished jobs back so another worker can take them at once."""

@@ -88,6 +88,14 @@ class JobQueue(ABC):
     async def ack(self, event: JobEvent) -> None:
         """Acknowledge a stored final event and free its session's slot (no-op for progress)."""
 
+    async def cancel(self, job_id: str) -> None:  # noqa: B027 - optional, best effort
+        """Tell workers the job is no longer wanted (a story undid, skipped or ended it).
+
+        Unstarted, it never starts; running, it stops at the next step. Its final event (a
+        failure, never retried) still comes. Best effort: a queue that cannot cancel lets
+        the job run to its end.
+        """
+
     @abstractmethod
     async def close(self) -> None:
         """Release connections; pending iterations of events() end."""
@@ -123,6 +131,10 @@ class WorkerQueue(ABC):
     @abstractmethod
     async def release(self, deliveries: Sequence[Delivery]) -> None:
         """Hand unfinished jobs back so another worker can take them at once."""
+
+    async def cancelled(self, job_ids: Sequence[str]) -> set[str]:
+        """Return which of JOB_IDS producers cancelled (none, for a queue that cannot)."""
+        return set()
 
     @abstractmethod
     async def close(self) -> None:

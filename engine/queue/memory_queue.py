@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +28,8 @@ from engine.queue.jobs import (
 from engine.queue.stats import QueueStats
 
 log = logging.getLogger(__name__)
+# Cancelled job ids remembered; a worker asks about its running jobs within a second.
+CANCEL_MARKS_KEPT = 4096
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,8 @@ class MemoryQueue(JobQueue, WorkerQueue):
         self._progress_in_outbox = 0
         self._unacked: dict[str, FinalEvent] = {}
         self._dead_letters: list[DeadLetter] = []
+        # Jobs producers cancelled, newest last (the oldest forgotten past the limit).
+        self._cancelled: OrderedDict[str, None] = OrderedDict()
         self._jobs_changed = _Signal()
         self._events_changed = _Signal()
         self._closed = False
@@ -150,6 +154,16 @@ class MemoryQueue(JobQueue, WorkerQueue):
                 if event.job_id in self._entries:  # else it finished; its final event follows
                     yield event
             await self._events_changed.wait(self.config.redeliver_s if self._unacked else None)
+
+    async def cancel(self, job_id: str) -> None:
+        """Mark the job cancelled for the workers."""
+        self._cancelled[job_id] = None
+        while len(self._cancelled) > CANCEL_MARKS_KEPT:
+            self._cancelled.popitem(last=False)
+
+    async def cancelled(self, job_ids: Sequence[str]) -> set[str]:
+        """Return which of JOB_IDS producers cancelled."""
+        return {job_id for job_id in job_ids if job_id in self._cancelled}
 
     async def ack(self, event: JobEvent) -> None:
         """Acknowledge a stored final event and free its session's slot."""

@@ -64,6 +64,10 @@ class StreamKeys:
         """Return the key holding the id of the session's job in flight."""
         return f"{self.prefix}:session:{session_id}"
 
+    def cancelled(self, job_id: str) -> str:
+        """Return the key that is set while a job is cancelled (it expires on its own)."""
+        return f"{self.prefix}:cancelled:{job_id}"
+
 
 def redis_client(
     url: str, *, decode_responses: bool = True, socket_timeout: float | None = None

@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 _READ_COUNT = 100
 _RECENTLY_FINISHED = 1000
+# A cancelled job is done with long before this; the mark only needs to outlive it.
+CANCEL_MARK_TTL_S = 3600
 StreamEntry = tuple[str, dict[str, str]]
 
 
@@ -143,6 +145,13 @@ class RedisJobQueue(JobQueue):
                 event = await self._accept(stream, entry_id, fields)
                 if event is not None:
                     yield event
+
+    async def cancel(self, job_id: str) -> None:
+        """Mark the job cancelled for the workers (the mark expires after an hour)."""
+        with self._redis.reachable():
+            await self._redis.client.set(
+                self._keys.cancelled(job_id), "1", ex=CANCEL_MARK_TTL_S
+            )
 
     async def ack(self, event: JobEvent) -> None:
         """Acknowledge a stored final event and free its session's slot."""
@@ -299,6 +308,14 @@ class RedisWorkerQueue(WorkerQueue):
                 )
         except (QueueUnavailable, RedisError) as error:
             log.warning("could not publish progress of job %s: %s", job.job_id, error)
+
+    async def cancelled(self, job_ids: Sequence[str]) -> set[str]:
+        """Return which of JOB_IDS producers cancelled (one round trip)."""
+        if not job_ids:
+            return set()
+        with self._redis.reachable():
+            marks = await self._redis.client.mget([self._keys.cancelled(j) for j in job_ids])
+        return {job_id for job_id, mark in zip(job_ids, marks, strict=True) if mark}
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
         """Hand unfinished jobs back so another worker can take them at once."""

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import object_session
 from sqlalchemy.orm.exc import StaleDataError
 
 from engine.actors import Actor
@@ -44,6 +46,18 @@ T = TypeVar("T")
 
 # db.info key: the channels a transaction found holding a story or not, kept until commit.
 _CHANNELS_SEEN = "taleweaver.channels_seen"
+_REPLACED_JOBS = "taleweaver.replaced_jobs"
+
+
+@event.listens_for(StorySession.narrator_job_id, "set")
+def _note_replaced_job(
+    target: StorySession, value: object, old: object, _initiator: object
+) -> None:
+    """Remember, in the database session, each narrator job a story stops waiting for."""
+    if isinstance(old, str) and old != value:
+        session = object_session(target)
+        if session is not None:
+            session.info.setdefault(_REPLACED_JOBS, set()).add(old)
 
 
 def new_participant(actor: Actor, *, join_order: int) -> Participant:
@@ -109,6 +123,10 @@ class StoryStore:
         self.throttles = throttles
         # Called after a commit that may have moved a deadline (the timeout scheduler listens).
         self.on_change = on_change
+        # Called after a commit with the narrator jobs its stories stopped waiting for
+        # (passages stored, failed, undone, skipped, ended); the narrator cancels those
+        # still running.
+        self.on_jobs_replaced: Callable[[set[str]], None] | None = None
         # Which channels hold a story, so that chatter elsewhere costs no database work.
         self.channels = StoryChannels(self.sessions)
 
@@ -119,10 +137,13 @@ class StoryStore:
                 async with self.sessions() as db, db.begin():
                     result = await work(db)
                     seen: dict[int, bool] = db.info.pop(_CHANNELS_SEEN, {})
+                    replaced: set[str] = db.info.pop(_REPLACED_JOBS, set())
                 for channel_id, holds_story in seen.items():
                     self.channels.note(channel_id, holds_story=holds_story)
                 if self.on_change is not None:
                     self.on_change()
+                if replaced and self.on_jobs_replaced is not None:
+                    self.on_jobs_replaced(replaced)
                 return result
             except StaleDataError:
                 log.info("concurrent change detected, retrying (attempt %d)", attempt + 1)

@@ -10,7 +10,7 @@ import threading
 import time
 
 from engine.protocol.errors import JobRejected
-from engine.queue.errors import QueueClosed, QueueUnavailable
+from engine.queue.errors import JobCancelled, QueueClosed, QueueUnavailable
 from engine.queue.interfaces import (
     BatchProcessor,
     Delivery,
@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 PUBLISH_WINDOW_S = 30.0
 """How long a batch's outcomes are retried when the queue cannot take them (a restart)."""
+CANCEL_CHECK_S = 0.5
+"""How often a streaming worker asks the queue which of its running jobs were cancelled."""
 
 
 class WorkerLoop:
@@ -50,6 +52,7 @@ class WorkerLoop:
         progress_interval_s: float = 0.3,
         publish_window_s: float = PUBLISH_WINDOW_S,
         lookahead: int = DEFAULT_LOOKAHEAD,
+        cancel_check_s: float = CANCEL_CHECK_S,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -62,6 +65,7 @@ class WorkerLoop:
         self._publish_window_s = publish_window_s
         self._lookahead = max(0, lookahead)
         self._fair_share = FairShare()
+        self._cancel_check_s = cancel_check_s
         self._stopping = False
         self._drained = asyncio.Event()
 
@@ -104,8 +108,12 @@ class WorkerLoop:
         forwarder = _ProgressForwarder(self._queue, [], loop, self._progress_interval_s)
         publisher = asyncio.create_task(self._publish_finished(finished, in_flight, forwarder))
         outages = 0
+        next_cancel_check = 0.0
         try:
             while not self._stopping:
+                if in_flight and time.monotonic() >= next_cancel_check:
+                    next_cancel_check = time.monotonic() + self._cancel_check_s
+                    await self._stop_cancelled(processor, in_flight)
                 room = min(processor.room(), self._max_batch - len(in_flight))
                 if room <= 0:
                     await asyncio.sleep(0.02)
@@ -127,6 +135,14 @@ class WorkerLoop:
                 start, rest = self._fair_share.choose(deliveries, room)
                 if rest:
                     await self._hand_back(rest)
+                unwanted = await self._cancelled(start)
+                if unwanted:
+                    # Cancelled before they started: they end at once, generating nothing.
+                    outcomes: dict[str, JobOutcome] = {
+                        d.job.job_id: JobCancelled() for d in unwanted
+                    }
+                    await self._publish_all(unwanted, outcomes, {"batch_size": 0})
+                    start = [d for d in start if d not in unwanted]
                 for delivery in start:
                     in_flight[delivery.job.job_id] = delivery
                     forwarder.add(delivery)
@@ -158,6 +174,28 @@ class WorkerLoop:
                 await publisher
             forwarder.abandon()
         log.info("worker loop stopped")
+
+    async def _cancelled(self, deliveries: list[Delivery]) -> list[Delivery]:
+        """Return the DELIVERIES whose jobs producers cancelled (none when it cannot tell)."""
+        if not deliveries:
+            return []
+        try:
+            ids = await self._queue.cancelled([d.job.job_id for d in deliveries])
+        except (QueueClosed, QueueUnavailable) as error:
+            log.warning("could not read cancelled jobs (%s)", error)
+            return []
+        return [d for d in deliveries if d.job.job_id in ids]
+
+    async def _stop_cancelled(
+        self, processor: StreamingProcessor, in_flight: dict[str, Delivery]
+    ) -> None:
+        """Stop running jobs producers cancelled; they end as failures, never retried."""
+        cancel = getattr(processor, "cancel", None)
+        if not callable(cancel):
+            return
+        for delivery in await self._cancelled(list(in_flight.values())):
+            if cancel(delivery.job.job_id):
+                log.info("job %s cancelled while running", delivery.job.job_id)
 
     async def _hand_back(self, deliveries: list[Delivery]) -> None:
         """Return claimed jobs not started now to the queue, for the next free row anywhere."""
@@ -301,7 +339,8 @@ class WorkerLoop:
             await self._queue.fail(delivery, "the batch processor returned no text for this job")
         else:
             reason = f"{type(outcome).__name__}: {outcome}"
-            await self._queue.fail(delivery, reason, retry=not isinstance(outcome, JobRejected))
+            final = isinstance(outcome, (JobRejected, JobCancelled))
+            await self._queue.fail(delivery, reason, retry=not final)
 
 
 class _ProgressForwarder:

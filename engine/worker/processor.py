@@ -7,6 +7,7 @@ from typing import Any, assert_never
 
 from engine.protocol.errors import JobRejected
 from engine.protocol.requests import NarrateRequest, SummariseRequest
+from engine.queue.errors import JobCancelled
 from engine.queue.interfaces import (
     BatchOutcome,
     GeneratedText,
@@ -186,6 +187,12 @@ class NarratorJobProcessor:
             )
         return self._continuous
 
+    def cancel(self, job_id: str) -> bool:
+        """Stop one job at the decode loop's next step; False when it is not there."""
+        if self._continuous is None:
+            return False
+        return self._continuous.cancel(job_id)
+
     def cancel_all(self) -> None:
         """Drop every job in the decode loop and stop its thread (it restarts on demand)."""
         if self._continuous is not None:
@@ -251,6 +258,8 @@ class NarratorJobProcessor:
         """Return the job's text or error; None when every candidate was junk."""
         if result.finish_reason == "error":
             return RuntimeError("generation failed")
+        if result.finish_reason == "cancelled":
+            return JobCancelled()
         if scene is None:  # a summary: any text will do
             if not result.text.strip():
                 return EmptyGeneration("the model produced no usable text")

@@ -137,6 +137,9 @@ class ContinuousGenerator:
         self._thread: threading.Thread | None = None
         self._admitted_rows = 0
         self._admitted_kv = 0
+        # Requests submitted and not finished, and those of them asked to stop.
+        self._active: set[str] = set()
+        self._cancel: set[str] = set()
         self.steps = 0
 
     # Callers' side (any thread) ---------------------------------------------------------
@@ -172,6 +175,7 @@ class ContinuousGenerator:
         with self._lock:
             self._admitted_rows += request.candidates
             self._admitted_kv += entry.kv_tokens
+            self._active.add(request.request_id)
         self._inbox.put(entry)
         self._wake.set()
         self._ensure_thread()
@@ -203,6 +207,18 @@ class ContinuousGenerator:
             finished.wait()
         return [results[request.request_id] for request in requests]
 
+    def cancel(self, request_id: str) -> bool:
+        """Stop a request, waiting or running, at the next step; False when it is not here.
+
+        Its ON_DONE gets a result whose finish reason is "cancelled".
+        """
+        with self._lock:
+            if request_id not in self._active:
+                return False
+            self._cancel.add(request_id)
+        self._wake.set()
+        return True
+
     def stop(self) -> None:
         """Stop the decode thread after the step in progress; running requests are dropped."""
         self._stopping = True
@@ -219,6 +235,8 @@ class ContinuousGenerator:
         with self._lock:
             self._admitted_rows = 0
             self._admitted_kv = 0
+            self._active.clear()
+            self._cancel.clear()
 
     # The decode thread ------------------------------------------------------------------
 
@@ -233,6 +251,7 @@ class ContinuousGenerator:
     def _run(self) -> None:
         while not self._stopping:
             self._take_inbox()
+            self._drop_cancelled()
             if not self._rows and not self._waiting:
                 self._wake.wait(timeout=1.0)
                 self._wake.clear()
@@ -436,7 +455,33 @@ class ContinuousGenerator:
                     log.exception("on_partial failed for request %s", request.request_id)
         return len(generated) >= request.sampling.max_new_tokens
 
+    def _drop_cancelled(self) -> None:
+        """Take the requests asked to stop out of the waiting line and the batch."""
+        with self._lock:
+            if not self._cancel:
+                return
+            cancelled, self._cancel = self._cancel, set()
+        for entry in [e for e in self._waiting if e.request.request_id in cancelled]:
+            self._waiting.remove(entry)
+            entry.cache = None
+            self._finish(entry, _cancelled(entry))
+        positions = [
+            index
+            for index, row in enumerate(self._rows)
+            if row.owner.request.request_id in cancelled
+        ]
+        if positions:
+            leaving = self._remove_rows(positions)
+            owners = {id(row.owner): row.owner for row in leaving}
+            for owner in owners.values():
+                self._finish(owner, _cancelled(owner))
+
     def _retire(self, positions: list[int]) -> None:
+        for row in self._remove_rows(positions):
+            self._row_done(row)
+
+    def _remove_rows(self, positions: list[int]) -> list[_Row]:
+        """Take the rows at POSITIONS out of the batch and its cache; return them."""
         gone = set(positions)
         keep = [index for index in range(len(self._rows)) if index not in gone]
         leaving = [self._rows[index] for index in sorted(gone)]
@@ -449,8 +494,7 @@ class ContinuousGenerator:
             self._trim_padding()
         else:
             self._cache, self._mask, self._rows = None, None, []
-        for row in leaving:
-            self._row_done(row)
+        return leaving
 
     def _trim_padding(self) -> None:
         """Drop cache columns that are padding in every remaining row."""
@@ -494,6 +538,8 @@ class ContinuousGenerator:
         with self._lock:
             self._admitted_rows -= entry.request.candidates
             self._admitted_kv -= entry.kv_tokens
+            self._active.discard(entry.request.request_id)
+            self._cancel.discard(entry.request.request_id)
         try:
             entry.on_done(result)
         except Exception:
@@ -522,6 +568,11 @@ def _layers(cache: DynamicCache) -> list[Any]:
 def _failed(entry: _Request) -> GenerationResult:
     seconds = time.perf_counter() - entry.started
     return GenerationResult(entry.request.request_id, "", "", 0, "error", seconds)
+
+
+def _cancelled(entry: _Request) -> GenerationResult:
+    seconds = time.perf_counter() - entry.started
+    return GenerationResult(entry.request.request_id, "", "", 0, "cancelled", seconds)
 
 
 def _pad_left(tensor: torch.Tensor, width: int) -> torch.Tensor:

@@ -24,7 +24,7 @@ from engine.worker.model.stopping_criteria import StopPolicyCriteria, cut_at_end
 
 log = logging.getLogger(__name__)
 
-FinishReason = Literal["stop", "length", "error"]
+FinishReason = Literal["stop", "length", "error", "cancelled"]
 PartialCallback = Callable[[str, str], None]
 REPLACEMENT_CHAR = "\ufffd"  # a multi-byte character whose bytes are not all generated yet
 _BANNED_CACHE_SIZE = 64

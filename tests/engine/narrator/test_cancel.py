@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
+from engine.queue.errors import JobCancelled
 from engine.queue.jobs import GenerationJob
 from engine.runtime import StoryRuntime
 from engine.settings import Settings
@@ -80,3 +84,80 @@ async def test_narration_after_a_cancelled_one_is_queued_once_the_old_job_ends(
         (TurnKind.NARRATOR, "Passage number 2."),
     ]
     assert not listener.failures
+
+
+class StreamingGatedNarrator:
+    """A streaming processor: the first job runs until cancelled, later ones answer at once."""
+
+    streaming = True
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.cancelled: list[str] = []
+        self._first: tuple[str, Callable[[object], None]] | None = None
+
+    def room(self) -> int:
+        return 4
+
+    def submit(self, job: GenerationJob, on_progress: object, on_done: Callable[..., None]) -> None:
+        if self._first is None:
+            self._first = (job.job_id, on_done)
+            self.started.set()
+            return
+        on_done(f"Passage for {job.request.context.next_player}.")  # type: ignore[union-attr]
+
+    def cancel(self, job_id: str) -> bool:
+        if self._first is None or self._first[0] != job_id:
+            return False
+        self.cancelled.append(job_id)
+        self._first[1](JobCancelled())
+        return True
+
+    def cancel_all(self) -> None:
+        return None
+
+    def __call__(self, jobs: object, on_progress: object) -> object:
+        raise AssertionError("a streaming processor is never given whole batches")
+
+
+@pytest.mark.parametrize("command", ["skip", "undo", "end"])
+async def test_a_narration_the_story_lets_go_of_stops_in_the_worker(
+    tmp_path: Path, command: str
+) -> None:
+    narrator = StreamingGatedNarrator()
+    listener = RecordingListener()
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'cancel.db'}",
+        queue_url=f"memory://cancel-{uuid.uuid4().hex}",
+    )
+
+    async def processor() -> StreamingGatedNarrator:
+        return narrator
+
+    runtime = await StoryRuntime.open(
+        settings, listener=listener, on_timeout=listener.timed_out, processor_factory=processor
+    )
+    try:
+        await started(runtime.story, ALICE, BOB)
+        first = await runtime.story.turns.submit_turn(CHANNEL, ALICE, "Alice knocks.")
+        assert first.narration is not None
+        await runtime.narrator.request(first.narration)
+        assert await asyncio.to_thread(narrator.started.wait, 10)
+        actions = {
+            "skip": runtime.story.turns.skip,
+            "undo": runtime.story.turns.undo,
+            "end": runtime.story.lifecycle.end,
+        }
+        await actions[command](CHANNEL, ALICE)
+
+        async def job_gone() -> bool:
+            return await runtime.queue.position(first.narration.job_id) is None  # type: ignore[union-attr]
+
+        deadline = asyncio.get_running_loop().time() + 10
+        while not await job_gone():
+            assert asyncio.get_running_loop().time() < deadline, "the job still runs"
+            await asyncio.sleep(0.05)
+    finally:
+        await runtime.close()
+    assert narrator.cancelled == [first.narration.job_id]
+    assert not listener.failures and not listener.stored  # nobody is told of it

@@ -8,7 +8,9 @@ import time
 
 from engine.protocol import new_job_id
 from engine.queue import GenerationJob, MemoryQueue, QueueConfig
+from engine.queue.errors import JobCancelled
 from engine.queue.interfaces import OutcomeCallback, ProgressCallback
+from engine.queue.jobs import JobFailed
 from engine.worker.loop import WorkerLoop
 
 from support.protocol import narrate_request
@@ -122,4 +124,61 @@ async def test_cancelling_hands_the_running_jobs_back() -> None:
 
     assert processor.cancelled
     assert await queue.position(stuck.job_id) == 1  # waiting again, for any worker
+    await queue.close()
+
+
+class CancellableProcessor(TimedProcessor):
+    """A timed processor whose jobs stop when cancelled, reporting JobCancelled."""
+
+    def __init__(self, rows: int) -> None:
+        super().__init__(rows)
+        self.submitted: list[str] = []
+        self.started = threading.Event()
+        self.stopped: list[str] = []
+        self._stop = threading.Event()
+        self._dones: dict[str, OutcomeCallback] = {}
+
+    def submit(
+        self, job: GenerationJob, on_progress: ProgressCallback, on_done: OutcomeCallback
+    ) -> None:
+        self.submitted.append(job.job_id)
+        self.started.set()
+        self._dones[job.job_id] = on_done
+        super().submit(job, on_progress, lambda outcome: None)  # holds a row for its time
+
+    def cancel(self, job_id: str) -> bool:
+        on_done = self._dones.pop(job_id, None)
+        if on_done is None:
+            return False
+        self.stopped.append(job_id)
+        on_done(JobCancelled())
+        return True
+
+
+async def test_a_cancelled_job_stops_running_or_never_starts_and_is_not_retried() -> None:
+    queue = MemoryQueue(QueueConfig())
+    processor = CancellableProcessor(rows=1)
+    loop = WorkerLoop(queue, processor, fetch_wait_s=0.1, cancel_check_s=0.05)
+    running_job, waiting_job = job(30), job(31)
+    await queue.enqueue(running_job)
+    await queue.enqueue(waiting_job)
+    runner = asyncio.create_task(loop.run())
+    assert await asyncio.to_thread(processor.started.wait, 5)
+    await queue.cancel(waiting_job.job_id)  # not started: the worker has one row
+    await queue.cancel(running_job.job_id)
+
+    finals = []
+    async for event in queue.events():
+        if isinstance(event, JobFailed):
+            finals.append(event)
+            await queue.ack(event)
+        if len(finals) == 2:
+            break
+
+    assert {f.job_id for f in finals} == {running_job.job_id, waiting_job.job_id}
+    assert all("cancelled" in f.reason and not f.dead_lettered for f in finals)
+    assert processor.stopped == [running_job.job_id]
+    assert processor.submitted == [running_job.job_id]  # the other never started
+    loop.stop()
+    await asyncio.wait_for(runner, 5)
     await queue.close()

@@ -182,3 +182,33 @@ def test_a_failing_step_fails_its_requests_and_the_loop_goes_on(
 
     assert failed.finish_reason == "error"
     assert after.finish_reason != "error" and after.new_tokens > 0
+
+
+def test_a_cancelled_request_leaves_at_the_next_step_and_frees_its_rows(
+    batch: BatchGenerator,
+) -> None:
+    generator = ContinuousGenerator(batch, max_rows=8, kv_budget_tokens=4096, prefill_chunk=4)
+    try:
+        finished = Finished()
+        four = GenerationRequest("doomed", PROMPTS[1], LONG, OPEN_ENDED, candidates=4)
+        generator.submit(four, on_done=finished)
+        generator.submit(request("kept", PROMPTS[0], LONG), on_done=finished)
+        generator.submit(request("waiting", PROMPTS[2], LONG), on_done=finished)
+        while generator.steps < 3:  # both running requests are decoding
+            time.sleep(0.01)
+        assert generator.room() == 2
+        assert generator.cancel("doomed")
+        assert generator.cancel("waiting")  # whether still reading its prompt or decoding
+        assert not generator.cancel("unknown")
+        steps = generator.steps
+        first, second = finished.wait(2)[:2]
+        assert {first.request_id, second.request_id} == {"doomed", "waiting"}
+        assert {first.finish_reason, second.finish_reason} == {"cancelled"}
+        assert generator.steps - steps <= 2
+        assert generator.room() == 7  # only the kept request holds a row
+        [kept] = finished.wait(3)[2:]
+        assert kept.request_id == "kept" and kept.new_tokens == LONG.max_new_tokens
+        assert not generator.cancel("kept")  # over already
+        assert generator.room() == 8
+    finally:
+        generator.stop()
