@@ -409,3 +409,15 @@ async def test_a_streaming_worker_serves_another_servers_job_before_a_burst_ends
     assert [f.session_id for f in finals] == [1, 7, 2, 3, 4, 5, 6]
     assert all(isinstance(f, JobCompleted) for f in finals)
     assert {f.meta["delivery_count"] for f in finals} == {1}
+
+
+async def test_workers_see_which_jobs_producers_cancelled(backend):
+    producer = await backend.producer()
+    worker = await backend.worker()
+    kept, dropped = make_job(1), make_job(2)
+    await producer.enqueue(kept)
+    await producer.enqueue(dropped)
+    assert await worker.cancelled([kept.job_id, dropped.job_id]) == set()
+    await producer.cancel(dropped.job_id)
+    assert await worker.cancelled([kept.job_id, dropped.job_id]) == {dropped.job_id}
+    assert await worker.cancelled([]) == set()
