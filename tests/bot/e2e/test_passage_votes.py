@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from engine.queue.interfaces import GeneratedText
 from engine.rules import NarratorChoice
+from engine.story.views import SessionView
 
 from discord_double import StoredMessage
 
@@ -46,6 +47,14 @@ async def vote_message(table: StoryTable, view_id: int, *, after: StoredMessage)
     )
 
 
+async def first_vote(table: StoryTable, *players: str) -> tuple[SessionView, StoredMessage]:
+    """Start a story in a voting server; the first player's turn brings the first ballot."""
+    await table.configure(narrator_choice=NarratorChoice.VOTE, vote_seconds=VOTE_SECONDS)
+    view = await table.start_story(*players)
+    turn = await table.say(players[0], "Alice knocks three times on the sea door.")
+    return view, await vote_message(table, view.id, after=turn)
+
+
 async def vote(table: StoryTable, user: str, message: StoredMessage, custom_id: str) -> str:
     """Click a vote button as USER; return the private answer."""
     click = await table.double.click(user, message, custom_id)
@@ -67,10 +76,7 @@ async def test_players_vote_and_the_winning_candidate_becomes_the_passage(
     double = table.double
     table.narrator = CandidatesNarrator  # type: ignore[method-assign]
     async with table.running():
-        await table.configure(narrator_choice=NarratorChoice.VOTE, vote_seconds=VOTE_SECONDS)
-        view = await table.start_story("alice", "bob", "cara")
-        turn = await table.say("alice", "Alice knocks three times on the sea door.")
-        ballot = await vote_message(table, view.id, after=turn)
+        view, ballot = await first_vote(table, "alice", "bob", "cara")
         # The pick and its two best runners-up, one button and one embed each.
         assert ballot.custom_ids() == [f"tw:vote:{view.id}:2:{n}" for n in range(3)]
         assert [e["title"] for e in ballot.embeds] == ["A", "B", "C"]
@@ -120,10 +126,7 @@ async def test_a_vote_in_progress_survives_a_restart_and_closes_on_time(
     double = table.double
     table.narrator = CandidatesNarrator  # type: ignore[method-assign]
     async with table.running():
-        await table.configure(narrator_choice=NarratorChoice.VOTE, vote_seconds=VOTE_SECONDS)
-        view = await table.start_story("alice", "bob")
-        turn = await table.say("alice", "Alice knocks three times on the sea door.")
-        ballot = await vote_message(table, view.id, after=turn)
+        view, ballot = await first_vote(table, "alice", "bob")
         await vote(table, "alice", ballot, f"tw:vote:{view.id}:2:2")
 
     # A new process: the buttons still count votes, and the vote closes when it is due.

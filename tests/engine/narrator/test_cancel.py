@@ -20,6 +20,26 @@ from support.recording import RecordingListener
 from support.stories import ALICE, BOB, CHANNEL, GUILD, MOD, started
 
 
+async def open_runtime(tmp_path: Path, narrator: object) -> tuple[StoryRuntime, RecordingListener]:
+    """Open a story runtime whose in-process worker uses NARRATOR, and its listener."""
+    listener = RecordingListener()
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'cancel.db'}",
+        queue_url=f"memory://cancel-{uuid.uuid4().hex}",
+    )
+
+    async def processor() -> object:
+        return narrator
+
+    runtime = await StoryRuntime.open(
+        settings,
+        listener=listener,
+        on_timeout=listener.timed_out,
+        processor_factory=processor,
+    )
+    return runtime, listener
+
+
 class GatedNarrator:
     """Answer each job with its number; the first job waits until the test opens the gate."""
 
@@ -47,18 +67,7 @@ async def test_narration_after_a_cancelled_one_is_queued_once_the_old_job_ends(
     import asyncio
 
     narrator = GatedNarrator()
-    listener = RecordingListener()
-    settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'cancel.db'}",
-        queue_url=f"memory://cancel-{uuid.uuid4().hex}",
-    )
-
-    async def processor() -> GatedNarrator:
-        return narrator
-
-    runtime = await StoryRuntime.open(
-        settings, listener=listener, on_timeout=listener.timed_out, processor_factory=processor
-    )
+    runtime, listener = await open_runtime(tmp_path, narrator)
     try:
         await runtime.configs.update(GUILD, MOD, narrator_cadence=NarratorCadence.EVERY_TURN)
         view = await started(runtime.story, ALICE, BOB)
@@ -125,18 +134,7 @@ async def test_a_narration_the_story_lets_go_of_stops_in_the_worker(
     tmp_path: Path, command: str
 ) -> None:
     narrator = StreamingGatedNarrator()
-    listener = RecordingListener()
-    settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'cancel.db'}",
-        queue_url=f"memory://cancel-{uuid.uuid4().hex}",
-    )
-
-    async def processor() -> StreamingGatedNarrator:
-        return narrator
-
-    runtime = await StoryRuntime.open(
-        settings, listener=listener, on_timeout=listener.timed_out, processor_factory=processor
-    )
+    runtime, listener = await open_runtime(tmp_path, narrator)
     try:
         await started(runtime.story, ALICE, BOB)
         first = await runtime.story.turns.submit_turn(CHANNEL, ALICE, "Alice knocks.")
