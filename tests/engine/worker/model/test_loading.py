@@ -124,21 +124,26 @@ def test_unreachable_hub_id_gives_a_model_load_error(
 
 
 @pytest.mark.parametrize(
-    ("quantization", "four_bit", "eight_bit", "quant_type", "compute_dtype"),
+    ("quantization", "native_bf16", "four_bit", "eight_bit", "quant_type", "compute_dtype"),
     [
-        ("nf4", True, False, "nf4", torch.bfloat16),
-        ("nf4-all", True, False, "nf4", torch.float32),
-        ("fp4", True, False, "fp4", torch.bfloat16),
-        ("int8", False, True, None, None),
+        ("nf4", True, True, False, "nf4", torch.bfloat16),
+        ("nf4", False, True, False, "nf4", torch.float32),
+        ("nf4-all", True, True, False, "nf4", torch.float32),
+        ("fp4", True, True, False, "fp4", torch.bfloat16),
+        ("fp4", False, True, False, "fp4", torch.float32),
+        ("int8", True, False, True, None, None),
     ],
 )
 def test_quantization_maps_to_bitsandbytes_settings(
+    monkeypatch: pytest.MonkeyPatch,
     quantization: str,
+    native_bf16: bool,
     four_bit: bool,
     eight_bit: bool,
     quant_type: str | None,
     compute_dtype: torch.dtype | None,
 ) -> None:
+    monkeypatch.setattr(loading, "cpu_has_native_bf16", lambda: native_bf16)
     config = quantization_config(quantization, "cpu")
 
     assert config is not None
@@ -189,7 +194,14 @@ def test_only_inner_widening_mlp_projections_go_to_four_bit() -> None:
     assert "lm_head" in kept
 
 
-def test_tiny_model_in_nf4_quantizes_only_its_inner_blocks(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("native_bf16", "kept_dtype"), [(True, torch.bfloat16), (False, torch.float32)]
+)
+def test_tiny_model_in_nf4_quantizes_only_its_inner_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native_bf16: bool, kept_dtype: torch.dtype
+) -> None:
+    # The weights kept out of 4-bit are in bf16 only where the CPU computes bf16 in hardware.
+    monkeypatch.setattr(loading, "cpu_has_native_bf16", lambda: native_bf16)
     folder = build_tiny_model(tmp_path / "four-blocks", blocks=4)
 
     loaded = load_model(str(folder), quantization="nf4", device="cpu", cache_dir=tmp_path)
@@ -198,7 +210,24 @@ def test_tiny_model_in_nf4_quantizes_only_its_inner_blocks(tmp_path: Path) -> No
     assert type(layers[1].mlp.gate_proj).__name__ == "Linear4bit"
     assert type(layers[0].mlp.gate_proj).__name__ == "Linear"
     assert type(layers[1].mlp.down_proj).__name__ == "Linear"
-    assert layers[1].mlp.down_proj.weight.dtype == torch.bfloat16
+    assert layers[1].mlp.down_proj.weight.dtype == kept_dtype
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "native"),
+    [
+        ("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_tile amx_bf16\n", True),
+        ("flags\t\t: fpu sse2 avx2 fma\n", False),
+        ("Features\t: fp asimd bf16 i8mm\n", True),
+        ("processor\t: 0\n", False),
+    ],
+    ids=["intel-amx", "avx2-only", "arm-bf16", "no-flags"],
+)
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path: Path, cpuinfo: str, native: bool) -> None:
+    path = tmp_path / "cpuinfo"
+    path.write_text(cpuinfo)
+    assert loading.cpu_has_native_bf16(path) is native
+    assert loading.cpu_has_native_bf16(tmp_path / "missing") is False
 
 
 def test_existing_conversion_is_reused_without_reading_the_gguf(tmp_path: Path) -> None:
