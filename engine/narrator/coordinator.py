@@ -358,8 +358,9 @@ class NarratorCoordinator:
         return None
 
     async def _store_narration(self, event: JobCompleted) -> None:
-        # Stray control characters are model noise, not a rule broken on purpose: drop them.
-        text = strip_control_characters(event.text)
+        # Stray control characters and edge whitespace are model noise, not a rule broken on
+        # purpose: drop them (Discord would not show the whitespace either).
+        text = strip_control_characters(event.text).strip()
         rules, policy = await self._rules_of_job(event.session_id, event.job_id)
         self._job_rules.pop(event.job_id, None)  # the job is over, whatever happens next
         self._mark_over(event.job_id)

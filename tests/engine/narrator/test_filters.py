@@ -128,3 +128,14 @@ async def test_narrator_mentions_are_filtered(tmp_path: Path, bad: str) -> None:
     finally:
         await runtime.close()
     assert listener.stored[0].turn.text == "All is calm."
+
+
+async def test_a_passage_is_stored_without_the_whitespace_around_it(tmp_path: Path) -> None:
+    narrator = ScriptedNarrator(["  The door creaks open.\n"])
+    runtime = await open_runtime(tmp_path, narrator)
+    try:
+        listener = await play_one_turn(runtime)
+    finally:
+        await runtime.close()
+    [stored] = listener.stored
+    assert stored.turn.text == "The door creaks open."

@@ -12,6 +12,7 @@ from engine.ops.bench_quality import benchmark_quality, perplexity
 from engine.ops.quality_set import load_held_out, load_story_set
 from engine.rules.genres import GENRE_KEYS
 from engine.settings import Settings
+from engine.worker.model import loading
 from engine.worker.model.loading import load_model
 
 from support.tiny_model import build_tiny_model
@@ -72,7 +73,12 @@ def test_perplexity_weights_each_text_by_its_tokens(
     assert both > 1.0
 
 
-def test_benchmark_reports_modes_and_passage_rates(quality_model_dir: Path, tmp_path: Path) -> None:
+def test_benchmark_reports_modes_and_passage_rates(
+    quality_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As on a CPU with bf16 in hardware, where nf4 keeps its other weights in bf16 (on
+    # other CPUs they stay fp32 and the tiny model's memory would not tell the modes apart).
+    monkeypatch.setattr(loading, "cpu_has_native_bf16", lambda: True)
     settings = Settings(
         model=str(quality_model_dir), quantization="nf4", device="cpu", cache_dir=tmp_path
     )
